@@ -1,0 +1,1 @@
+"""Catalogue service: treatment-place catalogues, designated institutions, item mappings."""

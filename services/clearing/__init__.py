@@ -1,0 +1,1 @@
+"""Clearing service: ledger, reconciliation, monthly clearing between provinces, prepayments."""

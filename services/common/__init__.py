@@ -1,0 +1,1 @@
+"""The small runtime every service shares: settings, storage, cache, errors, gRPC plumbing."""

@@ -1,0 +1,90 @@
+"""The `medsettle` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import uvloop
+
+from services.common.log import configure_logging
+from services.common.mesh import Mesh, MeshConfig
+
+_LOGGER = logging.getLogger("medsettle")
+
+
+def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = commands.add_parser("up", help="run every service and the gateway on this machine")
+    up.add_argument("--data-dir", type=Path, default=Path("var"), help="default: ./var")
+    up.add_argument("--base-port", type=int, default=50051, help="first gRPC port (default 50051)")
+    up.add_argument("--gateway-port", type=int, default=8080, help="HTTP port (default 8080)")
+    up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    up.add_argument(
+        "--postgres-url",
+        default="",
+        help="PostgreSQL server (postgresql://user@host:port); default: SQLite files in DATA_DIR",
+    )
+    up.add_argument("--redis-url", default="", help="Redis URL; default: in-process caches")
+    up.add_argument("--log-format", choices=["text", "json"], default="text")
+    up.set_defaults(handler=_up)
+
+
+async def _run_mesh(config: MeshConfig) -> int:
+    mesh = Mesh(config)
+    endpoints = await mesh.start()
+    print(json.dumps(endpoints, indent=2), flush=True)
+    print(f"endpoints written to {mesh.endpoints_path}; Ctrl-C stops the mesh", flush=True)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_requested.set)
+    stop_task = asyncio.ensure_future(stop_requested.wait())
+    crash_task = asyncio.ensure_future(mesh.wait_for_exit())
+    done, _ = await asyncio.wait({stop_task, crash_task}, return_when=asyncio.FIRST_COMPLETED)
+    crashed = crash_task in done
+    if crashed:
+        _LOGGER.error("%s exited unexpectedly; stopping the mesh", crash_task.result())
+    for task in (stop_task, crash_task):
+        task.cancel()
+    codes = await mesh.stop()
+    _LOGGER.info("stopped: %s", codes)
+    return 1 if crashed else 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = MeshConfig(
+        data_dir=args.data_dir,
+        base_port=args.base_port,
+        gateway_port=args.gateway_port,
+        host=args.host,
+        postgres_url=args.postgres_url,
+        redis_url=args.redis_url,
+        log_json=args.log_format == "json",
+    )
+    return uvloop.run(_run_mesh(config))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="medsettle", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_up(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `medsettle` console script."""
+    configure_logging("medsettle", json_lines=False)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

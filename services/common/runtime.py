@@ -1,0 +1,93 @@
+"""What a service process holds for its lifetime: database engine, sessions, cache, tracer.
+
+Built once by the service's `serve()` from its settings and passed to the servicers; closed on
+shutdown. Nothing here is module-level state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvloop
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.common.cache import Cache, make_redis
+from services.common.config import ServiceSettings
+from services.common.db import make_engine, make_session_factory
+from services.common.log import configure_logging
+from services.common.migrations import upgrade_to_head
+from services.common.server import Registrar, start_server, wait_for_stop_signal
+from services.common.tracing import install_tracer_provider, make_tracer_provider
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass
+class Storage:
+    """A service's database and cache."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cache: Cache
+
+    async def close(self) -> None:
+        """Release pooled connections."""
+        await self.engine.dispose()
+        redis_client = self.cache.redis_client
+        if redis_client is not None:
+            await redis_client.aclose()
+
+
+async def open_storage(
+    settings: ServiceSettings, metadata: MetaData, migrations_dir: Path
+) -> Storage:
+    """Connect, migrate to head, and build the cache (Redis when configured)."""
+    engine = make_engine(settings.sqlalchemy_url())
+    await upgrade_to_head(engine, migrations_dir, metadata)
+    cache = Cache(
+        make_redis(settings.redis_url), prefix=f"{settings.redis_prefix}:{settings.service_name}"
+    )
+    return Storage(engine, make_session_factory(engine), cache)
+
+
+def run_service(
+    settings: S, serve: Callable[[S, TracerProvider], Coroutine[Any, Any, None]]
+) -> None:
+    """Process entry point shared by every `python -m services.<name>`."""
+    configure_logging(settings.service_name, settings.log_level, json_lines=settings.log_json)
+    provider = make_tracer_provider(settings.service_name)
+    install_tracer_provider(provider)
+    try:
+        uvloop.run(serve(settings, provider))
+    except asyncio.CancelledError:
+        pass
+    finally:
+        provider.shutdown()
+
+
+async def serve_until_stopped(
+    settings: ServiceSettings,
+    storage: Storage,
+    register: Registrar,
+    provider: TracerProvider,
+) -> None:
+    """Start the gRPC server, wait for SIGTERM/SIGINT, stop gracefully, close storage."""
+    running = await start_server(
+        register,
+        host=settings.grpc_host,
+        port=settings.grpc_port,
+        tracer=provider.get_tracer(settings.service_name),
+        error_domain=f"{settings.service_name}.medsettle",
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await running.stop(settings.shutdown_grace_s)
+        await storage.close()

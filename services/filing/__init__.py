@@ -1,0 +1,1 @@
+"""Filing service: cross-province filings (备案) and their validity."""

@@ -1,0 +1,13 @@
+"""Tables owned by the filing service."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+from services.common.db import new_metadata
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the filing service's own database."""
+
+    metadata = new_metadata()

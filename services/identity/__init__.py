@@ -1,0 +1,1 @@
+"""Identity service: insured persons, insurance records, social security cards, e-vouchers."""

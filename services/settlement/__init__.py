@@ -1,0 +1,1 @@
+"""Settlement service: visits, fee lines, policies, settlements, annual accumulators, outbox."""

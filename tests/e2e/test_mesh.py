@@ -1,0 +1,112 @@
+"""`medsettle up` end to end: every service and the gateway start, answer health, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.common.mesh import SERVICES, Mesh
+from tests.conftest import POSTGRES_SERVER, REDIS_URL
+from tests.e2e.conftest import mesh_config
+
+pytestmark = pytest.mark.e2e
+in_mesh_loop = pytest.mark.asyncio(loop_scope="module")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def listed_services(target: str) -> set[str]:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        names: set[str] = set()
+        async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+            names |= {service.name for service in reply.list_services_response.service}
+    return names
+
+
+@in_mesh_loop
+async def test_every_service_serves_health_and_reflection(mesh: Mesh) -> None:
+    endpoints = json.loads(mesh.endpoints_path.read_text())
+    assert set(endpoints) == {*SERVICES, "gateway"}
+    for name in SERVICES:
+        names = await listed_services(endpoints[name])
+        assert {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
+        async with grpc.aio.insecure_channel(endpoints[name]) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    async with httpx.AsyncClient() as client:
+        reply = (await client.get(endpoints["gateway"] + "/healthz")).json()
+    assert reply == {"status": "SERVING", "upstreams": dict.fromkeys(SERVICES, "SERVING")}
+
+
+@in_mesh_loop
+async def test_each_service_keeps_its_own_sqlite_file(mesh: Mesh) -> None:
+    files = sorted(path.name for path in mesh.config.data_dir.glob("*.sqlite"))
+    assert files == sorted(f"{name}.sqlite" for name in SERVICES)
+
+
+@in_mesh_loop
+async def test_mesh_on_postgresql_and_redis_starts_and_stops(tmp_path: Path) -> None:
+    config = mesh_config(
+        tmp_path,
+        postgres_url=POSTGRES_SERVER,
+        database_prefix=f"medsettle_e2e_{os.getpid()}",
+        redis_url=REDIS_URL,
+    )
+    running = Mesh(config)
+    await running.start()
+    try:
+        assert not list(tmp_path.glob("*.sqlite"))
+        async with httpx.AsyncClient() as client:
+            reply = await client.get(config.endpoints()["gateway"] + "/healthz")
+        assert reply.status_code == 200
+    finally:
+        codes = await running.stop()
+    assert {codes[name] for name in SERVICES} == {0}
+
+
+def test_medsettle_up_writes_endpoints_and_exits_zero_on_ctrl_c(tmp_path: Path) -> None:
+    config = mesh_config(tmp_path)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.common",
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--base-port",
+            str(config.base_port),
+            "--gateway-port",
+            str(config.gateway_port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        endpoints_file = tmp_path / "endpoints.json"
+        deadline = time.monotonic() + 60
+        while not endpoints_file.exists() and time.monotonic() < deadline:
+            assert process.poll() is None, "medsettle up exited during start-up"
+            time.sleep(0.2)
+        assert json.loads(endpoints_file.read_text()) == config.endpoints()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -1,0 +1,46 @@
+"""Engines, sessions and Alembic wiring on both backends."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from services.common.db import is_sqlite, make_engine, make_session_factory
+from services.common.migrations import current_revision, upgrade_to_head
+from services.identity.models import Base as IdentityBase
+from services.identity.server import MIGRATIONS_DIR as IDENTITY_MIGRATIONS
+
+
+async def test_migrations_bring_an_empty_database_to_head_and_are_idempotent(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        assert await current_revision(engine) is None
+        await upgrade_to_head(engine, IDENTITY_MIGRATIONS, IdentityBase.metadata)
+        first = await current_revision(engine)
+        await upgrade_to_head(engine, IDENTITY_MIGRATIONS, IdentityBase.metadata)
+        assert first is not None
+        assert await current_revision(engine) == first
+    finally:
+        await engine.dispose()
+
+
+async def test_session_factory_commits_and_rolls_back(database_url: str) -> None:
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY, v TEXT)"))
+        async with sessions.begin() as session:
+            await session.execute(text("INSERT INTO probe (id, v) VALUES (1, 'kept')"))
+        with pytest.raises(RuntimeError):
+            async with sessions.begin() as session:
+                await session.execute(text("INSERT INTO probe (id, v) VALUES (2, 'lost')"))
+                raise RuntimeError("abort")
+        async with sessions() as session:
+            rows = (await session.execute(text("SELECT id, v FROM probe"))).all()
+        assert [tuple(row) for row in rows] == [(1, "kept")]
+        assert is_sqlite(database_url) == database_url.startswith("sqlite")
+    finally:
+        await engine.dispose()
