@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
+from services.identity.voucher import VoucherSigner
 
 
 class IdentitySettings(ServiceSettings):
@@ -14,3 +18,15 @@ class IdentitySettings(ServiceSettings):
 
     service_name: str = "identity"
     grpc_port: int = 50051
+    voucher_ttl_s: int = Field(default=300, gt=0)
+    """How long an issued e-voucher token is accepted (5 minutes)."""
+    voucher_seed: SecretStr = SecretStr("")
+    """Ed25519 private seed of the voucher key, base64 (32 bytes); empty: kept in
+    `<DATA_DIR>/identity-voucher.key`, created on first start."""
+
+    def voucher_signer(self) -> VoucherSigner:
+        """The signer for e-voucher tokens from the configured seed or the key file."""
+        seed = self.voucher_seed.get_secret_value()
+        if seed:
+            return VoucherSigner.from_seed(base64.b64decode(seed))
+        return VoucherSigner.from_key_file(self.data_dir / "identity-voucher.key")

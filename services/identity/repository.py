@@ -1,0 +1,239 @@
+"""Reads and writes of the identity tables. Receives a session; never commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.identity.logic import (
+    CardRecord,
+    CardStatus,
+    InsuranceRecord,
+    InsuranceStatus,
+    PersonRecord,
+)
+from services.identity.models import AreaRow, CardRow, InsuranceRow, PersonRow, VoucherRow
+
+# Rows per multi-row INSERT / IN (...) list: well under every backend's parameter limit.
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class IdentityRepository:
+    """Queries over persons, insurance records, cards, vouchers and areas."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def persons(self, psn_nos: Sequence[str]) -> dict[str, PersonRecord]:
+        """Persons (with insurance records and cards) by psn_no; unknown ones are absent."""
+        found: dict[str, PersonRecord] = {}
+        for chunk in _chunks(list(dict.fromkeys(psn_nos))):
+            people = (
+                await self._session.scalars(select(PersonRow).where(PersonRow.psn_no.in_(chunk)))
+            ).all()
+            insurances = (
+                await self._session.scalars(
+                    select(InsuranceRow)
+                    .where(InsuranceRow.psn_no.in_(chunk))
+                    .order_by(InsuranceRow.psn_no, InsuranceRow.insutype)
+                )
+            ).all()
+            cards = (
+                await self._session.scalars(
+                    select(CardRow)
+                    .where(CardRow.psn_no.in_(chunk))
+                    .order_by(CardRow.psn_no, CardRow.card_no)
+                )
+            ).all()
+            by_person: dict[str, tuple[list[InsuranceRecord], list[CardRecord]]] = {
+                row.psn_no: ([], []) for row in people
+            }
+            for insurance in insurances:
+                by_person[insurance.psn_no][0].append(
+                    InsuranceRecord(
+                        insutype=insurance.insutype,
+                        psn_type=insurance.psn_type,
+                        status=InsuranceStatus(insurance.status),
+                        insuplc_admdvs=insurance.insuplc_admdvs,
+                        balc_fen=insurance.balc_fen,
+                        idet_types=tuple(filter(None, insurance.idet_types.split(";"))),
+                    )
+                )
+            for card in cards:
+                by_person[card.psn_no][1].append(
+                    CardRecord(
+                        card.card_no, card.card_sn, CardStatus(card.status), card.replaced_by
+                    )
+                )
+            for person in people:
+                rows, person_cards = by_person[person.psn_no]
+                found[person.psn_no] = PersonRecord(
+                    psn_no=person.psn_no,
+                    psn_cert_type=person.psn_cert_type,
+                    certno=person.certno,
+                    psn_name=person.psn_name,
+                    gend=person.gend,
+                    brdy=person.brdy,
+                    naty=person.naty,
+                    insurances=tuple(rows),
+                    cards=tuple(person_cards),
+                )
+        return found
+
+    async def person(self, psn_no: str) -> PersonRecord | None:
+        """One person, or None."""
+        return (await self.persons([psn_no])).get(psn_no)
+
+    async def psn_no_by_certno(self, certno: str) -> str | None:
+        """The person holding an ID number."""
+        result = await self._session.scalar(
+            select(PersonRow.psn_no).where(PersonRow.certno == certno)
+        )
+        return None if result is None else str(result)
+
+    async def psn_nos_by_certno(self, certnos: Sequence[str]) -> dict[str, str]:
+        """certno -> psn_no for the ID numbers already registered."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(certnos)):
+            rows = await self._session.execute(
+                select(PersonRow.certno, PersonRow.psn_no).where(PersonRow.certno.in_(chunk))
+            )
+            found.update({certno: psn_no for certno, psn_no in rows})
+        return found
+
+    async def card(
+        self, card_no: str, *, for_update: bool = False
+    ) -> tuple[CardRecord, str] | None:
+        """A card and its holder's psn_no."""
+        query = select(CardRow).where(CardRow.card_no == card_no)
+        if for_update:
+            query = query.with_for_update()
+        row = await self._session.scalar(query)
+        if row is None:
+            return None
+        return CardRecord(
+            row.card_no, row.card_sn, CardStatus(row.status), row.replaced_by
+        ), row.psn_no
+
+    async def card_owners(self, card_nos: Sequence[str]) -> dict[str, str]:
+        """card_no -> psn_no for the card numbers already registered."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(card_nos)):
+            rows = await self._session.execute(
+                select(CardRow.card_no, CardRow.psn_no).where(CardRow.card_no.in_(chunk))
+            )
+            found.update({card_no: psn_no for card_no, psn_no in rows})
+        return found
+
+    async def set_card(self, card_no: str, *, status: CardStatus, replaced_by: str = "") -> None:
+        """Change a card's status (and successor)."""
+        await self._session.execute(
+            update(CardRow)
+            .where(CardRow.card_no == card_no)
+            .values(status=int(status), replaced_by=replaced_by)
+        )
+
+    async def add_card(self, psn_no: str, card: CardRecord) -> None:
+        """Register a new card for a person."""
+        self._session.add(
+            CardRow(
+                card_no=card.card_no,
+                psn_no=psn_no,
+                card_sn=card.card_sn,
+                status=int(card.status),
+                replaced_by=card.replaced_by,
+            )
+        )
+        await self._session.flush()
+
+    async def replace_persons(self, persons: Sequence[PersonRecord]) -> None:
+        """Write persons, replacing any earlier version (insurance records and cards included)."""
+        psn_nos = [person.psn_no for person in persons]
+        for chunk in _chunks(psn_nos):
+            await self._session.execute(delete(CardRow).where(CardRow.psn_no.in_(chunk)))
+            await self._session.execute(delete(InsuranceRow).where(InsuranceRow.psn_no.in_(chunk)))
+            await self._session.execute(delete(PersonRow).where(PersonRow.psn_no.in_(chunk)))
+        people = [
+            {
+                "psn_no": p.psn_no,
+                "psn_cert_type": p.psn_cert_type,
+                "certno": p.certno,
+                "psn_name": p.psn_name,
+                "gend": p.gend,
+                "naty": p.naty,
+                "brdy": p.brdy,
+            }
+            for p in persons
+        ]
+        insurances = [
+            {
+                "psn_no": p.psn_no,
+                "insutype": row.insutype,
+                "psn_type": row.psn_type,
+                "status": int(row.status),
+                "insuplc_admdvs": row.insuplc_admdvs,
+                "balc_fen": row.balc_fen,
+                "idet_types": ";".join(row.idet_types),
+            }
+            for p in persons
+            for row in p.insurances
+        ]
+        cards = [
+            {
+                "card_no": card.card_no,
+                "psn_no": p.psn_no,
+                "card_sn": card.card_sn,
+                "status": int(card.status),
+                "replaced_by": card.replaced_by,
+            }
+            for p in persons
+            for card in p.cards
+        ]
+        for table, rows in ((PersonRow, people), (InsuranceRow, insurances), (CardRow, cards)):
+            for start in range(0, len(rows), _CHUNK):
+                await self._session.execute(insert(table), rows[start : start + _CHUNK])
+
+    async def area(self, admdvs: str) -> AreaRow | None:
+        """One area."""
+        return await self._session.get(AreaRow, admdvs)
+
+    async def areas(self, codes: Sequence[str]) -> dict[str, AreaRow]:
+        """Areas by code; unknown codes are absent."""
+        found: dict[str, AreaRow] = {}
+        for chunk in _chunks(list(codes)):
+            rows = await self._session.scalars(select(AreaRow).where(AreaRow.admdvs.in_(chunk)))
+            found.update({row.admdvs: row for row in rows})
+        return found
+
+    async def put_areas(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Insert or replace areas given as (admdvs, name, prov_admdvs)."""
+        codes = [code for code, _, _ in rows]
+        for chunk in _chunks(codes):
+            await self._session.execute(delete(AreaRow).where(AreaRow.admdvs.in_(chunk)))
+        values = [{"admdvs": c, "name": n, "prov_admdvs": p} for c, n, p in rows]
+        for start in range(0, len(values), _CHUNK):
+            await self._session.execute(insert(AreaRow), values[start : start + _CHUNK])
+
+    async def add_voucher(self, voucher_id: str, psn_no: str, expires_at: dt.datetime) -> None:
+        """Remember who a voucher was issued to."""
+        self._session.add(VoucherRow(voucher_id=voucher_id, psn_no=psn_no, expires_at=expires_at))
+        await self._session.flush()
+
+    async def voucher_holder(self, voucher_id: str) -> str | None:
+        """psn_no of an issued voucher."""
+        result = await self._session.scalar(
+            select(VoucherRow.psn_no).where(VoucherRow.voucher_id == voucher_id)
+        )
+        return None if result is None else str(result)
+
+    async def forget_expired_vouchers(self, now: dt.datetime) -> None:
+        """Drop voucher rows that can no longer be presented."""
+        await self._session.execute(delete(VoucherRow).where(VoucherRow.expires_at < now))

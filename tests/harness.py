@@ -1,0 +1,48 @@
+"""Running one service in-process on a loopback port, for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.common.channels import make_channel
+from services.common.config import ServiceSettings
+from services.common.runtime import Storage
+from services.common.server import Registrar, start_server
+
+
+@asynccontextmanager
+async def serving(
+    settings: ServiceSettings, storage: Storage, register: Registrar, provider: TracerProvider
+) -> AsyncIterator[grpc.aio.Channel]:
+    """Start the service's server on a free port; yield a channel to it; stop and close after."""
+    running = await start_server(
+        register,
+        host="127.0.0.1",
+        port=0,
+        tracer=provider.get_tracer(settings.service_name),
+        error_domain=f"{settings.service_name}.medsettle",
+        max_concurrent_rpcs=256,
+    )
+    channel = make_channel(
+        f"127.0.0.1:{running.port}", tracer=provider.get_tracer("test"), default_timeout_s=30
+    )
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await running.stop(0)
+        await storage.close()
+
+
+def national() -> tuple[tuple[str, str], ...]:
+    """Call metadata of the national platform."""
+    return (("x-medsettle-caller", "national"),)
+
+
+def province(code: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata of a provincial platform."""
+    return (("x-medsettle-caller", f"province:{code[:2]}0000"),)
