@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
+from medsettle.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.common.runtime import open_storage, serve_until_stopped
+from services.common.runtime import Storage, open_storage, serve_until_stopped
 from services.filing.config import FilingSettings
 from services.filing.models import Base
+from services.filing.servicer import FilingServicer
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SERVICE_NAME = filing_service_pb2.DESCRIPTOR.services_by_name["FilingService"].full_name
 
 
-def register(server: grpc.aio.Server) -> Sequence[str]:
-    """Add the filing servicers to server (health and reflection come from services.common)."""
-    return []
+def registrar(servicer: FilingServicer) -> Callable[[grpc.aio.Server], Sequence[str]]:
+    """Adds the filing servicer to a server (health and reflection come from services.common)."""
+
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        filing_service_pb2_grpc.add_FilingServiceServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    return register
+
+
+def build_servicer(settings: FilingSettings, storage: Storage) -> FilingServicer:
+    """The servicer with its dependencies."""
+    return FilingServicer(storage.sessions, settings.lock_months_for)
 
 
 async def serve(settings: FilingSettings, provider: TracerProvider) -> None:
     """Run the filing service until SIGTERM/SIGINT."""
     storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
-    await serve_until_stopped(settings, storage, register, provider)
+    servicer = build_servicer(settings, storage)
+    await serve_until_stopped(settings, storage, registrar(servicer), provider)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -21,7 +22,8 @@ from services.identity.server import MIGRATIONS_DIR, build_servicer, registrar
 from tests.harness import national, province, serving
 from tests.people import person
 
-Stub = identity_service_pb2_grpc.IdentityServiceAsyncStub
+if TYPE_CHECKING:
+    Stub = identity_service_pb2_grpc.IdentityServiceAsyncStub
 CREDENTIAL = identity_service_pb2.CredentialType
 
 

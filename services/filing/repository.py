@@ -1,0 +1,149 @@
+"""Reads and writes of the filing tables. Receives a session; never commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.filing.logic import Category, FilingRecord, Status
+from services.filing.models import FilingChangeRow, FilingRow, FilingSequenceRow
+
+
+def _record(row: FilingRow) -> FilingRecord:
+    return FilingRecord(
+        filing_id=row.filing_id,
+        psn_no=row.psn_no,
+        category=Category(row.category),
+        insuplc_admdvs=row.insuplc_admdvs,
+        dest_admdvs=row.dest_admdvs,
+        begin_date=row.begin_date,
+        end_date=row.end_date,
+        status=Status(row.status),
+        channel=row.channel,
+        created_at=_aware(row.created_at),
+        ended_at=_aware(row.ended_at) if row.ended_at else None,
+        superseded_by=row.superseded_by,
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite hands timezone-aware columns back naive; they were written in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class FilingRepository:
+    """Queries over filings and their change log."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock_sequence(self) -> int:
+        """Take the writers' lock and return the last cursor used."""
+        query = select(FilingSequenceRow.last_cursor).where(FilingSequenceRow.id == 1)
+        return int(await self._session.scalar(query.with_for_update()) or 0)
+
+    async def set_sequence(self, last_cursor: int) -> None:
+        """Record the last cursor used (under the lock of lock_sequence)."""
+        await self._session.execute(
+            update(FilingSequenceRow)
+            .where(FilingSequenceRow.id == 1)
+            .values(last_cursor=last_cursor)
+        )
+
+    async def get(self, filing_id: str) -> FilingRecord | None:
+        """One filing."""
+        row = await self._session.get(FilingRow, filing_id)
+        return None if row is None else _record(row)
+
+    async def active_for(self, psn_no: str) -> FilingRecord | None:
+        """The person's active filing, if any."""
+        row = await self._session.scalar(
+            select(FilingRow).where(FilingRow.psn_no == psn_no, FilingRow.status == Status.ACTIVE)
+        )
+        return None if row is None else _record(row)
+
+    async def by_request_id(self, request_id: str) -> tuple[FilingRecord, str] | None:
+        """The filing created under request_id and the hash of that request."""
+        row = await self._session.scalar(
+            select(FilingRow).where(FilingRow.request_id == request_id)
+        )
+        return None if row is None else (_record(row), row.request_hash)
+
+    async def insert(self, filing: FilingRecord, request_id: str, request_hash: str) -> None:
+        """Store a new filing."""
+        await self._session.execute(
+            insert(FilingRow).values(
+                filing_id=filing.filing_id,
+                psn_no=filing.psn_no,
+                category=int(filing.category),
+                insuplc_admdvs=filing.insuplc_admdvs,
+                dest_admdvs=filing.dest_admdvs,
+                begin_date=filing.begin_date,
+                end_date=filing.end_date,
+                status=int(filing.status),
+                channel=filing.channel,
+                created_at=filing.created_at,
+                ended_at=None,
+                superseded_by="",
+                request_id=request_id,
+                request_hash=request_hash,
+            )
+        )
+
+    async def end(
+        self, filing_id: str, status: Status, ended_at: dt.datetime, superseded_by: str = ""
+    ) -> None:
+        """Mark a filing revoked or superseded."""
+        await self._session.execute(
+            update(FilingRow)
+            .where(FilingRow.filing_id == filing_id)
+            .values(status=int(status), ended_at=ended_at, superseded_by=superseded_by)
+        )
+
+    async def add_change(
+        self, cursor: int, dest_admdvs: str, change_type: int, snapshot: bytes
+    ) -> None:
+        """Append to the change log."""
+        self._session.add(
+            FilingChangeRow(
+                cursor=cursor,
+                dest_prov=dest_admdvs[:2],
+                dest_admdvs=dest_admdvs,
+                change_type=change_type,
+                filing=snapshot,
+            )
+        )
+        await self._session.flush()
+
+    async def changes_after(
+        self, province_prefix: str, cursor: int, limit: int
+    ) -> list[tuple[int, str, int, bytes]]:
+        """Change-log entries into a province after a cursor: (cursor, dest, type, snapshot)."""
+        rows = await self._session.execute(
+            select(
+                FilingChangeRow.cursor,
+                FilingChangeRow.dest_admdvs,
+                FilingChangeRow.change_type,
+                FilingChangeRow.filing,
+            )
+            .where(FilingChangeRow.dest_prov == province_prefix, FilingChangeRow.cursor > cursor)
+            .order_by(FilingChangeRow.cursor)
+            .limit(limit)
+        )
+        return [(int(c), str(d), int(t), bytes(f)) for c, d, t, f in rows]
+
+    async def page(
+        self, *, psn_no: str = "", dest_prefix: str = "", before_id: str = "", limit: int
+    ) -> list[FilingRecord]:
+        """Filings of a person or into an area, newest first, after a keyset position."""
+        query = select(FilingRow)
+        if psn_no:
+            query = query.where(FilingRow.psn_no == psn_no)
+        else:
+            query = query.where(FilingRow.dest_admdvs.startswith(dest_prefix))
+        if before_id:
+            query = query.where(FilingRow.filing_id < before_id)
+        rows = await self._session.scalars(query.order_by(FilingRow.filing_id.desc()).limit(limit))
+        return [_record(row) for row in rows]

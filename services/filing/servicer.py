@@ -1,0 +1,360 @@
+"""FilingService over gRPC: proto <-> domain, one transaction per call."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.common.callers import Caller, caller_from_metadata
+from services.common.errors import InvalidArgument
+from services.common.values import (
+    SHANGHAI,
+    date_from_proto,
+    date_to_proto,
+    optional_date,
+    timestamp,
+    today_in_china,
+)
+from services.filing import logic
+from services.filing.errors import (
+    FilingInvalid,
+    FilingNotActive,
+    FilingNotFound,
+    FilingRequired,
+    PageTokenInvalid,
+    RequestIdConflict,
+)
+from services.filing.logic import Category, ChangeType, FilingRecord, NewFiling, Status
+from services.filing.repository import FilingRepository
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_WATCH_BATCH = 500
+_WATCH_POLL_S = 1.0  # a change committed by another replica is seen within this time
+_ATTEMPTS = 3
+
+
+def filing_to_proto(filing: FilingRecord) -> filing_pb2.Filing:
+    """The wire form of a filing."""
+    message = filing_pb2.Filing(
+        filing_id=filing.filing_id,
+        psn_no=filing.psn_no,
+        category=int(filing.category),  # type: ignore[arg-type]
+        insuplc_admdvs=filing.insuplc_admdvs,
+        dest_admdvs=filing.dest_admdvs,
+        begin_date=date_to_proto(filing.begin_date),
+        status=int(filing.status),  # type: ignore[arg-type]
+        channel=filing.channel,  # type: ignore[arg-type]
+        create_time=timestamp(filing.created_at),
+        superseded_by=filing.superseded_by,
+    )
+    if filing.end_date is not None:
+        message.end_date.CopyFrom(date_to_proto(filing.end_date))
+    if filing.ended_at is not None:
+        message.end_time.CopyFrom(timestamp(filing.ended_at))
+    return message
+
+
+def _new_filing(request: filing_service_pb2.CreateFilingRequest, today: dt.date) -> NewFiling:
+    try:
+        category = Category(request.category)
+    except ValueError:
+        raise FilingInvalid("category is missing or unknown", field="category") from None
+    if request.channel not in filing_pb2.FilingChannel.values() or not request.channel:
+        raise FilingInvalid("channel is missing or unknown", field="channel")
+    return NewFiling(
+        psn_no=request.psn_no,
+        category=category,
+        insuplc_admdvs=request.insuplc_admdvs,
+        dest_admdvs=request.dest_admdvs,
+        begin_date=optional_date(request, "begin_date") or today,
+        end_date=optional_date(request, "end_date"),
+        channel=request.channel,
+    )
+
+
+def _request_hash(request: filing_service_pb2.CreateFilingRequest) -> str:
+    body = filing_service_pb2.CreateFilingRequest()
+    body.CopyFrom(request)
+    body.request_id = ""
+    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _new_filing_id(now: dt.datetime) -> str:
+    return f"F{now.astimezone(SHANGHAI):%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+
+
+def _page_token(filing_id: str) -> str:
+    return base64.urlsafe_b64encode(f"v1:{filing_id}".encode()).decode()
+
+
+def _page_after(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    if not text.startswith("v1:F"):
+        raise PageTokenInvalid("page_token was not issued by ListFilings")
+    return text[3:]
+
+
+class ChangeNotifier:
+    """Wakes this process's watchers when it commits a filing change."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        """The event the next notify() sets."""
+        return self._event
+
+    def notify(self) -> None:
+        """Wake everyone waiting on the current event."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+
+class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
+    """Implements medsettle.filing.v1.FilingService."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        lock_months: Callable[[str], int],
+    ) -> None:
+        self._sessions = sessions
+        self._lock_months = lock_months
+        self._notifier = ChangeNotifier()
+
+    async def _log(
+        self, repository: FilingRepository, cursor: int, filing: FilingRecord, change: ChangeType
+    ) -> int:
+        snapshot = filing_to_proto(filing).SerializeToString()
+        await repository.add_change(cursor + 1, filing.dest_admdvs, int(change), snapshot)
+        return cursor + 1
+
+    async def _create(
+        self,
+        repository: FilingRepository,
+        caller: Caller,
+        request: filing_service_pb2.CreateFilingRequest,
+        cursor: int,
+    ) -> tuple[FilingRecord, int, bool]:
+        """Create one filing inside the caller's transaction: (filing, last cursor, created?)."""
+        if len(request.request_id) > 64:
+            raise InvalidArgument("request_id has at most 64 characters")
+        now = dt.datetime.now(dt.UTC)
+        today = today_in_china()
+        new = _new_filing(request, today)
+        caller.require_owns(new.insuplc_admdvs, "filing")
+        request_hash = _request_hash(request)
+        request_id = request.request_id or f"auto:{uuid.uuid4().hex}"
+        earlier = await repository.by_request_id(request_id)
+        if earlier is not None:
+            if earlier[1] != request_hash:
+                raise RequestIdConflict(
+                    f"request_id {request_id} was used for a different filing",
+                    requestId=request_id,
+                )
+            return earlier[0], cursor, False
+        end_date = logic.validate(new, today)
+        current = await repository.active_for(new.psn_no)
+        filing = FilingRecord(
+            filing_id=_new_filing_id(now),
+            psn_no=new.psn_no,
+            category=new.category,
+            insuplc_admdvs=new.insuplc_admdvs,
+            dest_admdvs=new.dest_admdvs,
+            begin_date=new.begin_date,
+            end_date=end_date,
+            status=Status.ACTIVE,
+            channel=new.channel,
+            created_at=now,
+        )
+        if current is not None:
+            self._check_changeable(current, today)
+            await repository.end(current.filing_id, Status.SUPERSEDED, now, filing.filing_id)
+            superseded = FilingRecord(
+                **{
+                    **current.__dict__,
+                    "status": Status.SUPERSEDED,
+                    "ended_at": now,
+                    "superseded_by": filing.filing_id,
+                }
+            )
+            cursor = await self._log(repository, cursor, superseded, ChangeType.SUPERSEDED)
+        await repository.insert(filing, request_id, request_hash)
+        cursor = await self._log(repository, cursor, filing, ChangeType.CREATED)
+        return filing, cursor, True
+
+    def _check_changeable(self, filing: FilingRecord, today: dt.date) -> None:
+        created_on = filing.created_at.astimezone(SHANGHAI).date()
+        logic.check_changeable(filing, self._lock_months(filing.insuplc_admdvs), created_on, today)
+
+    async def _write(
+        self, caller: Caller, requests: list[filing_service_pb2.CreateFilingRequest]
+    ) -> list[tuple[FilingRecord, bool]]:
+        """Create filings in one transaction, retrying when a concurrent writer collided."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._sessions.begin() as session:
+                    repository = FilingRepository(session)
+                    cursor = start = await repository.lock_sequence()
+                    results = []
+                    for request in requests:
+                        filing, cursor, created = await self._create(
+                            repository, caller, request, cursor
+                        )
+                        results.append((filing, created))
+                    if cursor != start:
+                        await repository.set_sequence(cursor)
+            except IntegrityError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                continue
+            self._notifier.notify()
+            return results
+        raise AssertionError("unreachable")
+
+    async def CreateFiling(
+        self, request: filing_service_pb2.CreateFilingRequest, context: Context
+    ) -> filing_pb2.Filing:
+        caller = caller_from_metadata(context.invocation_metadata())
+        [(filing, _)] = await self._write(caller, [request])
+        return filing_to_proto(filing)
+
+    async def ImportFilings(
+        self,
+        request_iterator: AsyncIterator[filing_service_pb2.ImportFilingsRequest],
+        context: Context,
+    ) -> filing_service_pb2.ImportFilingsResponse:
+        caller = caller_from_metadata(context.invocation_metadata())
+        requests: list[filing_service_pb2.CreateFilingRequest] = []
+        async for message in request_iterator:
+            if len(message.filings) > 1000:
+                raise InvalidArgument("at most 1,000 filings per message")
+            requests.extend(message.filings)
+        results = await self._write(caller, requests)
+        created = sum(1 for _, was_created in results if was_created)
+        return filing_service_pb2.ImportFilingsResponse(
+            created_count=created, unchanged_count=len(results) - created
+        )
+
+    async def GetFiling(
+        self, request: filing_service_pb2.GetFilingRequest, context: Context
+    ) -> filing_pb2.Filing:
+        async with self._sessions() as session:
+            filing = await FilingRepository(session).get(request.filing_id)
+        if filing is None:
+            raise FilingNotFound(f"no filing {request.filing_id}", filingId=request.filing_id)
+        return filing_to_proto(filing)
+
+    async def ListFilings(
+        self, request: filing_service_pb2.ListFilingsRequest, context: Context
+    ) -> filing_service_pb2.ListFilingsResponse:
+        if bool(request.psn_no) == bool(request.dest_admdvs):
+            raise InvalidArgument("set exactly one of psn_no and dest_admdvs")
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(request.page_size or 100, 1000)
+        dest_prefix = ""
+        if request.dest_admdvs:
+            area = request.dest_admdvs
+            dest_prefix = (
+                area[:2] if area.endswith("0000") else area[:4] if area.endswith("00") else area
+            )
+        async with self._sessions() as session:
+            filings = await FilingRepository(session).page(
+                psn_no=request.psn_no,
+                dest_prefix=dest_prefix,
+                before_id=_page_after(request.page_token),
+                limit=size + 1,
+            )
+        more = len(filings) > size
+        filings = filings[:size]
+        return filing_service_pb2.ListFilingsResponse(
+            filings=[filing_to_proto(filing) for filing in filings],
+            next_page_token=_page_token(filings[-1].filing_id) if more else "",
+        )
+
+    async def RevokeFiling(
+        self, request: filing_service_pb2.RevokeFilingRequest, context: Context
+    ) -> filing_pb2.Filing:
+        caller = caller_from_metadata(context.invocation_metadata())
+        if len(request.reason) > 200:
+            raise InvalidArgument("reason has at most 200 characters")
+        now = dt.datetime.now(dt.UTC)
+        async with self._sessions.begin() as session:
+            repository = FilingRepository(session)
+            cursor = await repository.lock_sequence()
+            filing = await repository.get(request.filing_id)
+            if filing is None:
+                raise FilingNotFound(f"no filing {request.filing_id}", filingId=request.filing_id)
+            caller.require_owns(filing.insuplc_admdvs, "revoke filing")
+            if filing.status is not Status.ACTIVE:
+                raise FilingNotActive(
+                    f"filing {filing.filing_id} is not active", filingId=filing.filing_id
+                )
+            self._check_changeable(filing, today_in_china())
+            await repository.end(filing.filing_id, Status.REVOKED, now)
+            revoked = FilingRecord(**{**filing.__dict__, "status": Status.REVOKED, "ended_at": now})
+            await repository.set_sequence(
+                await self._log(repository, cursor, revoked, ChangeType.REVOKED)
+            )
+        self._notifier.notify()
+        return filing_to_proto(revoked)
+
+    async def FindEffectiveFiling(
+        self, request: filing_service_pb2.FindEffectiveFilingRequest, context: Context
+    ) -> filing_pb2.Filing:
+        day = date_from_proto(request.date, "date")
+        async with self._sessions() as session:
+            filing = await FilingRepository(session).active_for(request.psn_no)
+        if filing is None or not logic.is_effective(filing, request.treatment_admdvs, day):
+            raise FilingRequired(
+                f"person {request.psn_no} has no filing covering {request.treatment_admdvs} "
+                f"on {day.isoformat()}: file first, or settle as an emergency",
+                psnNo=request.psn_no,
+                treatmentAdmdvs=request.treatment_admdvs,
+                date=day.isoformat(),
+            )
+        return filing_to_proto(filing)
+
+    async def WatchFilings(
+        self, request: filing_service_pb2.WatchFilingsRequest, context: Context
+    ) -> AsyncIterator[filing_pb2.FilingChange]:
+        area = request.dest_admdvs
+        if len(area) != 6 or not area.isdigit():
+            raise InvalidArgument("dest_admdvs must be a six-digit area code")
+        cursor = request.after_cursor
+        while True:
+            woken = self._notifier.current()
+            async with self._sessions() as session:
+                changes = await FilingRepository(session).changes_after(
+                    area[:2], cursor, _WATCH_BATCH
+                )
+            for change_cursor, dest, change_type, snapshot in changes:
+                cursor = change_cursor
+                if logic.watch_matches(area, dest):
+                    yield filing_pb2.FilingChange(
+                        cursor=change_cursor,
+                        change_type=change_type,  # type: ignore[arg-type]
+                        filing=filing_pb2.Filing.FromString(snapshot),
+                    )
+            if len(changes) < _WATCH_BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), _WATCH_POLL_S)
