@@ -22,7 +22,7 @@ check-generated: install
 	$(BIN)/python -m pytest -q tests/contract/test_generated_fresh.py
 
 run: install
-	$(BIN)/medsettle up
+	$(BIN)/medsettle up --demo
 
 test: install
 	$(BIN)/python -m pytest

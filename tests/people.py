@@ -7,13 +7,12 @@ import datetime as dt
 from medsettle.identity.v1 import identity_pb2
 
 from services.common.values import date_to_proto, money
-from services.identity.logic import id_number_check_character
+from services.identity.logic import make_id_number
 
 
 def id_number(area: str, birth: dt.date, serial: int) -> str:
     """A GB 11643-valid ID number for area, birth date and a three-digit serial."""
-    first17 = f"{area}{birth:%Y%m%d}{serial:03d}"
-    return first17 + id_number_check_character(first17)
+    return make_id_number(area, birth, serial)
 
 
 def person(

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import uvloop
 
+from services.bundle_loader import LoadReport, load_bundle
 from services.common.log import configure_logging
 from services.common.mesh import Mesh, MeshConfig
+from services.demo_bundle import write_demo_bundle
 
 _LOGGER = logging.getLogger("medsettle")
 
@@ -31,12 +33,53 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     up.add_argument("--redis-url", default="", help="Redis URL; default: in-process caches")
     up.add_argument("--log-format", choices=["text", "json"], default="text")
+    up.add_argument(
+        "--demo", action="store_true", help="load a small demo bundle once everything serves"
+    )
     up.set_defaults(handler=_up)
 
 
-async def _run_mesh(config: MeshConfig) -> int:
+def _add_load(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    load = commands.add_parser("load", help="load a bundle directory through the services")
+    load.add_argument("bundle_dir", type=Path, help="directory with regions.csv, persons.csv, ...")
+    load.add_argument(
+        "--endpoints",
+        type=Path,
+        default=Path("var/endpoints.json"),
+        help="endpoints.json written by medsettle up (default var/endpoints.json)",
+    )
+    load.set_defaults(handler=_load)
+
+
+def _print_report(report: LoadReport) -> None:
+    for file_report in report.files:
+        print(file_report.line(), flush=True)
+    if not report.files:
+        print("no bundle files found", flush=True)
+    print(f"total {report.seconds:.2f} s", flush=True)
+
+
+def _load(args: argparse.Namespace) -> int:
+    if not args.bundle_dir.is_dir():
+        print(f"{args.bundle_dir} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        endpoints = json.loads(args.endpoints.read_text())
+    except (OSError, ValueError) as error:
+        print(f"cannot read {args.endpoints}: {error}", file=sys.stderr)
+        return 2
+    report = uvloop.run(load_bundle(args.bundle_dir, endpoints))
+    _print_report(report)
+    return 0 if report.ok else 1
+
+
+async def _run_mesh(config: MeshConfig, demo: bool) -> int:
     mesh = Mesh(config)
     endpoints = await mesh.start()
+    if demo:
+        bundle_dir = write_demo_bundle(config.data_dir / "demo-bundle")
+        print(f"loading the demo bundle from {bundle_dir}", flush=True)
+        _print_report(await load_bundle(bundle_dir, endpoints))
     print(json.dumps(endpoints, indent=2), flush=True)
     print(f"endpoints written to {mesh.endpoints_path}; Ctrl-C stops the mesh", flush=True)
     stop_requested = asyncio.Event()
@@ -66,7 +109,7 @@ def _up(args: argparse.Namespace) -> int:
         redis_url=args.redis_url,
         log_json=args.log_format == "json",
     )
-    return uvloop.run(_run_mesh(config))
+    return uvloop.run(_run_mesh(config, args.demo))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medsettle", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_up(commands)
+    _add_load(commands)
     return parser
 
 

@@ -86,6 +86,19 @@ async def create_databases(config: MeshConfig) -> None:
         await connection.close()
 
 
+async def drop_databases(config: MeshConfig) -> None:
+    """Drop the services' PostgreSQL databases (tests and benchmarks clean up with this)."""
+    if not config.postgres_url:
+        return
+    connection = await asyncpg.connect(config.postgres_url.rstrip("/") + "/postgres")
+    try:
+        for service in SERVICES:
+            name = f"{config.database_prefix}_{service}"
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
 def child_environment(config: MeshConfig) -> dict[str, str]:
     """Environment shared by every child: each service's settings and everyone's upstreams."""
     env = {

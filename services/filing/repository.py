@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.filing.logic import Category, FilingRecord, Status
 from services.filing.models import FilingChangeRow, FilingRow, FilingSequenceRow
+
+# Rows per multi-row INSERT / IN (...) list: well under every backend's parameter limit.
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 def _record(row: FilingRow) -> FilingRecord:
@@ -64,33 +73,53 @@ class FilingRepository:
         )
         return None if row is None else _record(row)
 
-    async def by_request_id(self, request_id: str) -> tuple[FilingRecord, str] | None:
-        """The filing created under request_id and the hash of that request."""
-        row = await self._session.scalar(
-            select(FilingRow).where(FilingRow.request_id == request_id)
-        )
-        return None if row is None else (_record(row), row.request_hash)
-
-    async def insert(self, filing: FilingRecord, request_id: str, request_hash: str) -> None:
-        """Store a new filing."""
-        await self._session.execute(
-            insert(FilingRow).values(
-                filing_id=filing.filing_id,
-                psn_no=filing.psn_no,
-                category=int(filing.category),
-                insuplc_admdvs=filing.insuplc_admdvs,
-                dest_admdvs=filing.dest_admdvs,
-                begin_date=filing.begin_date,
-                end_date=filing.end_date,
-                status=int(filing.status),
-                channel=filing.channel,
-                created_at=filing.created_at,
-                ended_at=None,
-                superseded_by="",
-                request_id=request_id,
-                request_hash=request_hash,
+    async def by_request_ids(
+        self, request_ids: Sequence[str]
+    ) -> dict[str, tuple[FilingRecord, str]]:
+        """Filings created under these request ids, with the hash of each request."""
+        found: dict[str, tuple[FilingRecord, str]] = {}
+        for chunk in _chunks(request_ids):
+            rows = await self._session.scalars(
+                select(FilingRow).where(FilingRow.request_id.in_(chunk))
             )
-        )
+            found.update({row.request_id: (_record(row), row.request_hash) for row in rows})
+        return found
+
+    async def active_for_each(self, psn_nos: Sequence[str]) -> dict[str, FilingRecord]:
+        """The active filing of each person that has one."""
+        found: dict[str, FilingRecord] = {}
+        for chunk in _chunks(psn_nos):
+            rows = await self._session.scalars(
+                select(FilingRow).where(
+                    FilingRow.psn_no.in_(chunk), FilingRow.status == Status.ACTIVE
+                )
+            )
+            found.update({row.psn_no: _record(row) for row in rows})
+        return found
+
+    async def insert_many(self, filings: Sequence[tuple[FilingRecord, str, str]]) -> None:
+        """Store new filings given as (filing, request_id, request_hash)."""
+        rows = [
+            {
+                "filing_id": filing.filing_id,
+                "psn_no": filing.psn_no,
+                "category": int(filing.category),
+                "insuplc_admdvs": filing.insuplc_admdvs,
+                "dest_admdvs": filing.dest_admdvs,
+                "begin_date": filing.begin_date,
+                "end_date": filing.end_date,
+                "status": int(filing.status),
+                "channel": filing.channel,
+                "created_at": filing.created_at,
+                "ended_at": filing.ended_at,
+                "superseded_by": filing.superseded_by,
+                "request_id": request_id,
+                "request_hash": request_hash,
+            }
+            for filing, request_id, request_hash in filings
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            await self._session.execute(insert(FilingRow), rows[start : start + _CHUNK])
 
     async def end(
         self, filing_id: str, status: Status, ended_at: dt.datetime, superseded_by: str = ""
@@ -102,20 +131,20 @@ class FilingRepository:
             .values(status=int(status), ended_at=ended_at, superseded_by=superseded_by)
         )
 
-    async def add_change(
-        self, cursor: int, dest_admdvs: str, change_type: int, snapshot: bytes
-    ) -> None:
-        """Append to the change log."""
-        self._session.add(
-            FilingChangeRow(
-                cursor=cursor,
-                dest_prov=dest_admdvs[:2],
-                dest_admdvs=dest_admdvs,
-                change_type=change_type,
-                filing=snapshot,
-            )
-        )
-        await self._session.flush()
+    async def add_changes(self, changes: Sequence[tuple[int, str, int, bytes]]) -> None:
+        """Append (cursor, dest_admdvs, change_type, snapshot) entries to the change log."""
+        rows = [
+            {
+                "cursor": cursor,
+                "dest_prov": dest[:2],
+                "dest_admdvs": dest,
+                "change_type": change_type,
+                "filing": snapshot,
+            }
+            for cursor, dest, change_type, snapshot in changes
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            await self._session.execute(insert(FilingChangeRow), rows[start : start + _CHUNK])
 
     async def changes_after(
         self, province_prefix: str, cursor: int, limit: int

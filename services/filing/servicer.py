@@ -6,9 +6,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -92,8 +92,9 @@ def _request_hash(request: filing_service_pb2.CreateFilingRequest) -> str:
     return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
 
 
-def _new_filing_id(now: dt.datetime) -> str:
-    return f"F{now.astimezone(SHANGHAI):%Y%m%d%H%M%S}{secrets.randbelow(10**6):06d}"
+def _filing_id(now: dt.datetime, serial: int) -> str:
+    # Unique because serial comes from the locked sequence; sorts in creation order.
+    return f"F{now.astimezone(SHANGHAI):%Y%m%d}{serial:012d}"
 
 
 def _page_token(filing_id: str) -> str:
@@ -128,6 +129,60 @@ class ChangeNotifier:
         self._event = asyncio.Event()
 
 
+class _Batch:
+    """The writes of one transaction, collected so they go to the database in bulk."""
+
+    def __init__(self, last_cursor: int) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+        self.by_request: dict[str, tuple[FilingRecord, str]] = {}
+        self.active: dict[str, FilingRecord] = {}
+        self._start = self._cursor = last_cursor
+        self._new: dict[str, tuple[FilingRecord, str, str]] = {}
+        self._ended: list[FilingRecord] = []
+        self._changes: list[tuple[int, str, int, bytes]] = []
+
+    def reserve_cursor(self) -> int:
+        """The next number of the sequence (change-log cursors and filing ids share it)."""
+        self._cursor += 1
+        return self._cursor
+
+    def _log(self, filing: FilingRecord, change: ChangeType) -> None:
+        snapshot = filing_to_proto(filing).SerializeToString()
+        self._changes.append((self.reserve_cursor(), filing.dest_admdvs, int(change), snapshot))
+
+    def add(self, filing: FilingRecord, request_id: str, request_hash: str) -> None:
+        """A new active filing."""
+        if filing.filing_id in self._new:
+            raise AssertionError(f"filing id {filing.filing_id} allocated twice")
+        self._new[filing.filing_id] = (filing, request_id, request_hash)
+        self.by_request[request_id] = (filing, request_hash)
+        self.active[filing.psn_no] = filing
+        self._log(filing, ChangeType.CREATED)
+
+    def end(self, filing: FilingRecord, status: Status, superseded_by: str = "") -> FilingRecord:
+        """Revoke or supersede a filing (stored or created earlier in this batch)."""
+        ended = dataclasses.replace(
+            filing, status=status, ended_at=self.now, superseded_by=superseded_by
+        )
+        if filing.filing_id in self._new:
+            _, request_id, request_hash = self._new[filing.filing_id]
+            self._new[filing.filing_id] = (ended, request_id, request_hash)
+        else:
+            self._ended.append(ended)
+        self.active.pop(filing.psn_no, None)
+        self._log(ended, ChangeType.SUPERSEDED if superseded_by else ChangeType.REVOKED)
+        return ended
+
+    async def flush(self, repository: FilingRepository) -> None:
+        """Write everything collected (the caller's transaction commits it)."""
+        for ended in self._ended:
+            await repository.end(ended.filing_id, ended.status, self.now, ended.superseded_by)
+        await repository.insert_many(list(self._new.values()))
+        await repository.add_changes(self._changes)
+        if self._cursor != self._start:
+            await repository.set_sequence(self._cursor)
+
+
 class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
     """Implements medsettle.filing.v1.FilingService."""
 
@@ -140,41 +195,31 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         self._lock_months = lock_months
         self._notifier = ChangeNotifier()
 
-    async def _log(
-        self, repository: FilingRepository, cursor: int, filing: FilingRecord, change: ChangeType
-    ) -> int:
-        snapshot = filing_to_proto(filing).SerializeToString()
-        await repository.add_change(cursor + 1, filing.dest_admdvs, int(change), snapshot)
-        return cursor + 1
-
     async def _create(
         self,
-        repository: FilingRepository,
+        batch: _Batch,
         caller: Caller,
         request: filing_service_pb2.CreateFilingRequest,
-        cursor: int,
-    ) -> tuple[FilingRecord, int, bool]:
-        """Create one filing inside the caller's transaction: (filing, last cursor, created?)."""
+    ) -> tuple[FilingRecord, bool]:
+        """Create one filing inside a batch: (filing, created?)."""
         if len(request.request_id) > 64:
             raise InvalidArgument("request_id has at most 64 characters")
-        now = dt.datetime.now(dt.UTC)
         today = today_in_china()
         new = _new_filing(request, today)
         caller.require_owns(new.insuplc_admdvs, "filing")
         request_hash = _request_hash(request)
-        request_id = request.request_id or f"auto:{uuid.uuid4().hex}"
-        earlier = await repository.by_request_id(request_id)
+        earlier = batch.by_request.get(request.request_id) if request.request_id else None
         if earlier is not None:
             if earlier[1] != request_hash:
                 raise RequestIdConflict(
-                    f"request_id {request_id} was used for a different filing",
-                    requestId=request_id,
+                    f"request_id {request.request_id} was used for a different filing",
+                    requestId=request.request_id,
                 )
-            return earlier[0], cursor, False
+            return earlier[0], False
         end_date = logic.validate(new, today)
-        current = await repository.active_for(new.psn_no)
+        now = batch.now
         filing = FilingRecord(
-            filing_id=_new_filing_id(now),
+            filing_id=_filing_id(now, batch.reserve_cursor()),
             psn_no=new.psn_no,
             category=new.category,
             insuplc_admdvs=new.insuplc_admdvs,
@@ -185,21 +230,13 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
             channel=new.channel,
             created_at=now,
         )
+        current = batch.active.get(new.psn_no)
         if current is not None:
             self._check_changeable(current, today)
-            await repository.end(current.filing_id, Status.SUPERSEDED, now, filing.filing_id)
-            superseded = FilingRecord(
-                **{
-                    **current.__dict__,
-                    "status": Status.SUPERSEDED,
-                    "ended_at": now,
-                    "superseded_by": filing.filing_id,
-                }
-            )
-            cursor = await self._log(repository, cursor, superseded, ChangeType.SUPERSEDED)
-        await repository.insert(filing, request_id, request_hash)
-        cursor = await self._log(repository, cursor, filing, ChangeType.CREATED)
-        return filing, cursor, True
+            batch.end(current, Status.SUPERSEDED, filing.filing_id)
+        request_id = request.request_id or f"auto:{uuid.uuid4().hex}"
+        batch.add(filing, request_id, request_hash)
+        return filing, True
 
     def _check_changeable(self, filing: FilingRecord, today: dt.date) -> None:
         created_on = filing.created_at.astimezone(SHANGHAI).date()
@@ -213,15 +250,15 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
             try:
                 async with self._sessions.begin() as session:
                     repository = FilingRepository(session)
-                    cursor = start = await repository.lock_sequence()
-                    results = []
-                    for request in requests:
-                        filing, cursor, created = await self._create(
-                            repository, caller, request, cursor
-                        )
-                        results.append((filing, created))
-                    if cursor != start:
-                        await repository.set_sequence(cursor)
+                    batch = _Batch(await repository.lock_sequence())
+                    batch.by_request = await repository.by_request_ids(
+                        [request.request_id for request in requests if request.request_id]
+                    )
+                    batch.active = await repository.active_for_each(
+                        list({request.psn_no for request in requests})
+                    )
+                    results = [await self._create(batch, caller, r) for r in requests]
+                    await batch.flush(repository)
             except IntegrityError:
                 if attempt == _ATTEMPTS - 1:
                     raise
@@ -297,7 +334,6 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         caller = caller_from_metadata(context.invocation_metadata())
         if len(request.reason) > 200:
             raise InvalidArgument("reason has at most 200 characters")
-        now = dt.datetime.now(dt.UTC)
         async with self._sessions.begin() as session:
             repository = FilingRepository(session)
             cursor = await repository.lock_sequence()
@@ -310,11 +346,9 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
                     f"filing {filing.filing_id} is not active", filingId=filing.filing_id
                 )
             self._check_changeable(filing, today_in_china())
-            await repository.end(filing.filing_id, Status.REVOKED, now)
-            revoked = FilingRecord(**{**filing.__dict__, "status": Status.REVOKED, "ended_at": now})
-            await repository.set_sequence(
-                await self._log(repository, cursor, revoked, ChangeType.REVOKED)
-            )
+            batch = _Batch(cursor)
+            revoked = batch.end(filing, Status.REVOKED)
+            await batch.flush(repository)
         self._notifier.notify()
         return filing_to_proto(revoked)
 

@@ -334,3 +334,12 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         if area is None:
             raise AreaNotFound(f"no area {request.admdvs}", admdvs=request.admdvs)
         return area_pb2.Area(admdvs=area.admdvs, name=area.name, prov_admdvs=area.prov_admdvs)
+
+    async def GetPerson(
+        self, request: identity_service_pb2.GetPersonRequest, context: Context
+    ) -> identity_pb2.Person:
+        async with self._sessions() as session:
+            person = await IdentityRepository(session).person(request.psn_no)
+        if person is None:
+            raise PersonNotFound(f"no person {request.psn_no}", psnNo=request.psn_no)
+        return person_to_proto(person, with_cards=False)

@@ -16,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.mesh import SERVICES, Mesh
+from services.common.mesh import SERVICES, Mesh, drop_databases
 from tests.conftest import POSTGRES_SERVER, REDIS_URL
 from tests.e2e.conftest import mesh_config
 
@@ -76,6 +76,7 @@ async def test_mesh_on_postgresql_and_redis_starts_and_stops(tmp_path: Path) -> 
         assert reply.status_code == 200
     finally:
         codes = await running.stop()
+        await drop_databases(config)
     assert {codes[name] for name in SERVICES} == {0}
 
 

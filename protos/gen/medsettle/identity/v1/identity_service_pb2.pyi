@@ -149,7 +149,9 @@ class IssueVoucherResponse(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """The token, ASCII, at most 50 characters; opaque, carries no personal data."""
+    """The token: URL-safe ASCII, 119 characters (an Ed25519 signature makes it longer than the
+    national mdtrt_cert_no C50); opaque, carries no personal data.
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the token stops being accepted."""
@@ -345,3 +347,25 @@ class GetAreaRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAreaRequest: _TypeAlias = GetAreaRequest  # noqa: Y015
+
+@_typing.final
+class GetPersonRequest(_message.Message):
+    """Request of GetPerson."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PSN_NO_FIELD_NUMBER: _builtins.int
+    psn_no: _builtins.str
+    """Person number."""
+    def __init__(
+        self,
+        *,
+        psn_no: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["psn_no", b"psn_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonRequest: _TypeAlias = GetPersonRequest  # noqa: Y015

@@ -75,6 +75,11 @@ class IdentityServiceStub:
                 request_serializer=medsettle_dot_identity_dot_v1_dot_identity__service__pb2.GetAreaRequest.SerializeToString,
                 response_deserializer=medsettle_dot_type_dot_v1_dot_area__pb2.Area.FromString,
                 _registered_method=True)
+        self.GetPerson = channel.unary_unary(
+                '/medsettle.identity.v1.IdentityService/GetPerson',
+                request_serializer=medsettle_dot_identity_dot_v1_dot_identity__service__pb2.GetPersonRequest.SerializeToString,
+                response_deserializer=medsettle_dot_identity_dot_v1_dot_identity__pb2.Person.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -136,6 +141,13 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPerson(self, request, context):
+        """Returns one person with insurance records (cards omitted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +185,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetArea,
                     request_deserializer=medsettle_dot_identity_dot_v1_dot_identity__service__pb2.GetAreaRequest.FromString,
                     response_serializer=medsettle_dot_type_dot_v1_dot_area__pb2.Area.SerializeToString,
+            ),
+            'GetPerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPerson,
+                    request_deserializer=medsettle_dot_identity_dot_v1_dot_identity__service__pb2.GetPersonRequest.FromString,
+                    response_serializer=medsettle_dot_identity_dot_v1_dot_identity__pb2.Person.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -368,6 +385,33 @@ class IdentityService:
             '/medsettle.identity.v1.IdentityService/GetArea',
             medsettle_dot_identity_dot_v1_dot_identity__service__pb2.GetAreaRequest.SerializeToString,
             medsettle_dot_type_dot_v1_dot_area__pb2.Area.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.identity.v1.IdentityService/GetPerson',
+            medsettle_dot_identity_dot_v1_dot_identity__service__pb2.GetPersonRequest.SerializeToString,
+            medsettle_dot_identity_dot_v1_dot_identity__pb2.Person.FromString,
             options,
             channel_credentials,
             insecure,

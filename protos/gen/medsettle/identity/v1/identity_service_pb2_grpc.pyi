@@ -58,6 +58,8 @@ class IdentityServiceStub:
     """Inserts or updates administrative areas (national caller only)."""
     GetArea: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetAreaRequest, _area_pb2.Area]
     """Returns one area."""
+    GetPerson: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.GetPersonRequest, _identity_pb2.Person]
+    """Returns one person with insurance records (cards omitted)."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -87,6 +89,8 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Inserts or updates administrative areas (national caller only)."""
     GetArea: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetAreaRequest, _area_pb2.Area]  # type: ignore[assignment]
     """Returns one area."""
+    GetPerson: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.GetPersonRequest, _identity_pb2.Person]  # type: ignore[assignment]
+    """Returns one person with insurance records (cards omitted)."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Who a person is and where they are insured. Hospitals reach it through the gateway (1101);
@@ -155,5 +159,13 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_area_pb2.Area, _abc.Awaitable[_area_pb2.Area]]:
         """Returns one area."""
+
+    @_abc_1.abstractmethod
+    def GetPerson(
+        self,
+        request: _identity_service_pb2.GetPersonRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.Person, _abc.Awaitable[_identity_pb2.Person]]:
+        """Returns one person with insurance records (cards omitted)."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

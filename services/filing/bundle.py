@@ -1,0 +1,86 @@
+"""filings.csv of a bundle: parsing, checking, and loading through FilingService.ImportFilings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+
+from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
+
+from services.common import bundle
+from services.common.bundle import BundleInvalid, Column, Problem, Row
+from services.common.callers import caller_metadata
+from services.common.values import date_to_proto
+
+CATEGORIES = {
+    "retired_relocated": filing_pb2.FILING_CATEGORY_RETIRED_RELOCATED,
+    "long_term_resident": filing_pb2.FILING_CATEGORY_LONG_TERM_RESIDENT,
+    "stationed_worker": filing_pb2.FILING_CATEGORY_STATIONED_WORKER,
+    "referral": filing_pb2.FILING_CATEGORY_REFERRAL,
+    "emergency": filing_pb2.FILING_CATEGORY_EMERGENCY,
+    "other_temporary": filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY,
+}
+
+FILING_COLUMNS = {
+    "psn_no": Column(bundle.text(30)),
+    "category": Column(bundle.choice(*CATEGORIES)),
+    "dest_admdvs": Column(bundle.area),
+    "begndate": Column(bundle.date),
+    "enddate": Column(bundle.date, required=False),
+}
+
+
+def read_filing_rows(path: Path) -> list[Row]:
+    """The checked rows of filings.csv."""
+    return bundle.read_csv(path, FILING_COLUMNS)
+
+
+def filing_requests(
+    file_name: str, rows: list[Row], insured_area: Mapping[str, str]
+) -> list[filing_service_pb2.CreateFilingRequest]:
+    """Create requests for filing rows; `insured_area` maps psn_no to the insured pooling area.
+
+    Each request_id is derived from the row, so loading the same bundle twice changes nothing.
+    """
+    problems: list[Problem] = []
+    requests: list[filing_service_pb2.CreateFilingRequest] = []
+    for row in rows:
+        values = row.values
+        area = insured_area.get(values["psn_no"])
+        if area is None:
+            problems.append(Problem(file_name, row.line, "psn_no", "no such insured person"))
+            continue
+        request = filing_service_pb2.CreateFilingRequest(
+            psn_no=values["psn_no"],
+            category=CATEGORIES[values["category"]],
+            insuplc_admdvs=area,
+            dest_admdvs=values["dest_admdvs"],
+            begin_date=date_to_proto(values["begndate"]),
+            channel=filing_pb2.FILING_CHANNEL_COUNTER,
+        )
+        if values["enddate"] is not None:
+            if values["enddate"] < values["begndate"]:
+                problems.append(Problem(file_name, row.line, "enddate", "is before begndate"))
+            request.end_date.CopyFrom(date_to_proto(values["enddate"]))
+        digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+        request.request_id = f"bundle:{digest[:48]}"
+        requests.append(request)
+    if problems:
+        raise BundleInvalid(problems[: bundle.MAX_REPORTED])
+    return requests
+
+
+async def load_filings(
+    stub: filing_service_pb2_grpc.FilingServiceAsyncStub,
+    requests: list[filing_service_pb2.CreateFilingRequest],
+    progress: Callable[[int], object],
+) -> filing_service_pb2.ImportFilingsResponse:
+    """Stream every filing in one ImportFilings call (one transaction)."""
+
+    async def messages() -> AsyncIterator[filing_service_pb2.ImportFilingsRequest]:
+        for chunk in bundle.chunked(requests, 1000):
+            yield filing_service_pb2.ImportFilingsRequest(filings=chunk)
+            progress(len(chunk))
+
+    return await stub.ImportFilings(messages(), metadata=caller_metadata("national"), timeout=600)

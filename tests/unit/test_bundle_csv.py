@@ -1,0 +1,61 @@
+"""Bundle CSV reading: every problem names file, line and column; nothing half-parsed escapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.common import bundle
+from services.common.bundle import BundleInvalid, Column
+
+pytestmark = pytest.mark.unit
+
+COLUMNS = {
+    "admdvs": Column(bundle.area),
+    "amount": Column(bundle.amount_fen),
+    "share": Column(bundle.ratio, required=False),
+    "day": Column(bundle.date, required=False),
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "things.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_columns_in_any_order_and_empty_cells_are_none(tmp_path: Path) -> None:
+    path = write(tmp_path, "amount,day,admdvs\n1234.50,2026-01-31,510100\n0.07,,110000\n")
+    rows = bundle.read_csv(path, COLUMNS)
+    assert [(row.line, row.values) for row in rows] == [
+        (
+            2,
+            {"amount": 123450, "day": bundle.date("2026-01-31"), "admdvs": "510100", "share": None},
+        ),
+        (3, {"amount": 7, "day": None, "admdvs": "110000", "share": None}),
+    ]
+
+
+def test_problems_name_file_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "admdvs,amount,share\n51010,1.234,0.5\n110000,,1.5\n")
+    with pytest.raises(BundleInvalid) as raised:
+        bundle.read_csv(path, COLUMNS)
+    assert [str(problem) for problem in raised.value.problems] == [
+        "things.csv:2: admdvs: '51010' must be a six-digit area code",
+        "things.csv:2: amount: '1.234' must be an amount in yuan with at most two decimals",
+        "things.csv:3: amount: a value is required",
+        "things.csv:3: share: '1.5' must be a ratio between 0 and 1",
+    ]
+
+
+def test_unknown_and_missing_columns_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "admdvs,colour\n510100,red\n")
+    with pytest.raises(BundleInvalid, match="unknown columns: colour; missing columns: amount"):
+        bundle.read_csv(path, COLUMNS)
+
+
+def test_amounts_become_exact_fen() -> None:
+    assert bundle.amount_fen("0.01") == 1
+    assert bundle.amount_fen("31.77") == 3177
+    assert bundle.amount_fen("300000") == 30_000_000
