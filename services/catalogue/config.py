@@ -14,3 +14,6 @@ class CatalogueSettings(ServiceSettings):
 
     service_name: str = "catalogue"
     grpc_port: int = 50053
+    cache_enabled: bool = True
+    """Cache items, institutions and mappings (Redis or in-process); false reads the database
+    on every call (benchmarks compare the two)."""

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
+from medsettle.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
+from services.catalogue.cache import CatalogueReads
 from services.catalogue.config import CatalogueSettings
 from services.catalogue.models import Base
-from services.common.runtime import open_storage, serve_until_stopped
+from services.catalogue.servicer import CatalogueServicer
+from services.common.runtime import Storage, open_storage, serve_until_stopped
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SERVICE_NAME = catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name
 
 
-def register(server: grpc.aio.Server) -> Sequence[str]:
-    """Add the catalogue servicers to server (health and reflection come from services.common)."""
-    return []
+def registrar(servicer: CatalogueServicer) -> Callable[[grpc.aio.Server], Sequence[str]]:
+    """Adds the catalogue servicer to a server (health and reflection come from services.common)."""
+
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    return register
+
+
+def build_servicer(settings: CatalogueSettings, storage: Storage) -> CatalogueServicer:
+    """The servicer with its dependencies."""
+    reads = CatalogueReads(storage.sessions, storage.cache, enabled=settings.cache_enabled)
+    return CatalogueServicer(storage.sessions, reads)
 
 
 async def serve(settings: CatalogueSettings, provider: TracerProvider) -> None:
     """Run the catalogue service until SIGTERM/SIGINT."""
     storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
-    await serve_until_stopped(settings, storage, register, provider)
+    servicer = build_servicer(settings, storage)
+    await serve_until_stopped(settings, storage, registrar(servicer), provider)

@@ -115,9 +115,13 @@ class Cache:
         self._redis_down_until = time.monotonic() + self._retry_after_s
         _LOGGER.warning("redis unavailable, using the in-process cache: %s", type(error).__name__)
 
-    async def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """Values found for keys (missing keys are absent); counts hits and misses."""
-        found = self._local.get_many(keys)
+    async def get_many(self, keys: Sequence[str], *, local: bool = True) -> dict[str, bytes]:
+        """Values found for keys (missing keys are absent); counts hits and misses.
+
+        With local=False the in-process level is skipped: for values that must be seen by every
+        process as soon as they change (a catalogue's current version).
+        """
+        found = self._local.get_many(keys) if local else {}
         missing = [key for key in keys if key not in found]
         client = self._redis_available()
         if missing and client is not None:
@@ -132,17 +136,21 @@ class Cache:
                     for key, value in zip(missing, values, strict=True)
                     if value is not None
                 }
-                self._local.set_many(from_redis, self._local_ttl_s)
+                if local:
+                    self._local.set_many(from_redis, self._local_ttl_s)
                 found.update(from_redis)
         self.stats.hits += len(found)
         self.stats.misses += len(keys) - len(found)
         return found
 
-    async def set_many(self, items: Mapping[str, bytes], ttl_s: float) -> None:
+    async def set_many(
+        self, items: Mapping[str, bytes], ttl_s: float, *, local: bool = True
+    ) -> None:
         """Store items in both levels with a TTL (one pipeline round trip to Redis)."""
         if not items:
             return
-        self._local.set_many(items, min(ttl_s, self._local_ttl_s))
+        if local:
+            self._local.set_many(items, min(ttl_s, self._local_ttl_s))
         client = self._redis_available()
         if client is None:
             return
