@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Never
 
 import grpc
+from medsettle.catalogue.v1 import catalogue_service_pb2_grpc
 from medsettle.filing.v1 import filing_service_pb2_grpc
 from medsettle.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from tqdm import tqdm
 
+from services.catalogue import bundle as catalogue_bundle
 from services.common.bundle import BundleInvalid
 from services.filing import bundle as filing_bundle
 from services.identity import bundle as identity_bundle
@@ -64,8 +66,12 @@ class BundleLoader:
 
     def __init__(self, endpoints: dict[str, str]) -> None:
         self._channels = {
-            name: grpc.aio.insecure_channel(endpoints[name]) for name in ("identity", "filing")
+            name: grpc.aio.insecure_channel(endpoints[name])
+            for name in ("identity", "filing", "catalogue")
         }
+        self._catalogue = catalogue_service_pb2_grpc.CatalogueServiceStub(
+            self._channels["catalogue"]
+        )
         self._identity = identity_service_pb2_grpc.IdentityServiceStub(self._channels["identity"])
         self._filing = filing_service_pb2_grpc.FilingServiceStub(self._channels["filing"])
         self._insured_area: dict[str, str] = {}
@@ -81,6 +87,8 @@ class BundleLoader:
         report = LoadReport()
         steps: list[tuple[str, Callable[[Path], Awaitable[dict[str, int]]]]] = [
             ("regions.csv", self._regions),
+            ("institutions.csv", self._institutions),
+            ("catalogue.csv", self._catalogue_items),
             ("persons.csv", self._persons),
             ("filings.csv", self._filings),
         ]
@@ -110,6 +118,24 @@ class BundleLoader:
             self._identity, identity_bundle.read_regions(path)
         )
         return {"written": reply.written_count, "unchanged": reply.unchanged_count}
+
+    async def _institutions(self, path: Path) -> dict[str, int]:
+        reply = await catalogue_bundle.load_institutions(
+            self._catalogue, catalogue_bundle.read_institutions(path)
+        )
+        return {"written": reply.written_count, "unchanged": reply.unchanged_count}
+
+    async def _catalogue_items(self, path: Path) -> dict[str, int]:
+        by_province = catalogue_bundle.read_catalogue(path)
+        counts = {"provinces": len(by_province), "items": 0, "changed": 0}
+        with _bar(sum(map(len, by_province.values())), path.name) as bar:
+            for prov, items in sorted(by_province.items()):
+                version = await catalogue_bundle.load_catalogue(
+                    self._catalogue, prov, items, bar.update
+                )
+                counts["items"] += version.item_count
+                counts["changed"] += version.changed_count
+        return counts
 
     async def _persons(self, path: Path) -> dict[str, int]:
         persons = identity_bundle.read_persons(path)

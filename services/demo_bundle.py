@@ -40,6 +40,71 @@ _CATEGORIES = (
 )
 
 
+_DRUGS = (
+    ("阿卡波糖片", "01", "0"),
+    ("瑞格列奈片", "02", "0.10"),
+    ("二甲双胍缓释片", "01", "0"),
+    ("硝苯地平控释片", "02", "0.05"),
+    ("阿托伐他汀钙片", "02", "0.10"),
+    ("头孢呋辛酯片", "02", "0.10"),
+    ("人血白蛋白", "02", "0.20"),
+    ("复方甘草片", "01", "0"),
+    ("进口抗肿瘤靶向药", "03", "0"),
+    ("胰岛素注射液", "01", "0"),
+)
+_SERVICES = (
+    ("三人间床位费", "01", "0", "60.00"),
+    ("CT平扫", "02", "0.10", "260.00"),
+    ("核磁共振成像", "02", "0.20", "600.00"),
+    ("血常规", "01", "0", "20.00"),
+    ("血液透析", "02", "0.10", "420.00"),
+    ("特需病房", "03", "0", ""),
+)
+_CONSUMABLES = (("一次性输液器", "02", "0.10", "8.00"), ("心脏支架", "02", "0.30", "798.00"))
+
+
+def catalogue_rows(prov: str) -> list[list[str]]:
+    """A small catalogue of a province: drugs, service items and consumables of each class."""
+    rows = []
+    for index, (name, level, share) in enumerate(_DRUGS):
+        rows.append(
+            [prov, "101", f"XD{index:04d}", name, level, share, "", "", "", "2024-01-01", ""]
+        )
+    for index, (name, level, share, cap) in enumerate(_SERVICES):
+        min_level = "3" if name == "核磁共振成像" else ""
+        med_types = "21;14" if name == "血液透析" else ""
+        rows.append(
+            [
+                prov,
+                "201",
+                f"XS{index:04d}",
+                name,
+                level,
+                share,
+                cap,
+                min_level,
+                med_types,
+                "2024-01-01",
+                "",
+            ]
+        )
+    for index, (name, level, share, cap) in enumerate(_CONSUMABLES):
+        rows.append(
+            [prov, "301", f"XC{index:04d}", name, level, share, cap, "", "", "2024-01-01", ""]
+        )
+    return rows
+
+
+def institution_rows() -> list[list[str]]:
+    """Three institutions per demo city: levels 3, 2 and 1, with their open flags."""
+    rows = []
+    for city, name in cities():
+        rows.append([f"H{city}00001", f"{name}第一人民医院", city, "3", "1", "1", "1"])
+        rows.append([f"H{city}00002", f"{name}中医医院", city, "2", "1", "1", "0"])
+        rows.append([f"H{city}00003", f"{name}社区卫生服务中心", city, "1", "0", "1", "0"])
+    return rows
+
+
 def cities() -> list[tuple[str, str]]:
     """Every (code, name) city of the demo areas."""
     return [city for _, (_, province_cities) in AREAS.items() for city in province_cities]
@@ -53,17 +118,49 @@ def write_demo_bundle(
     today: dt.date | None = None,
     psn_prefix: str = "P",
 ) -> Path:
-    """Write regions.csv, persons.csv and filings.csv into directory; return it."""
+    """Write regions, institutions, catalogue, persons and filings into directory; return it."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     today = today or today_in_china()
-    with (directory / "regions.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["admdvs", "name", "prov_admdvs"])
-        for code, (name, province_cities) in AREAS.items():
-            writer.writerow([code, name, code])
-            for city_code, city_name in province_cities:
-                writer.writerow([city_code, city_name, code])
+    _write(
+        directory / "regions.csv",
+        ["admdvs", "name", "prov_admdvs"],
+        [
+            row
+            for code, (name, province_cities) in AREAS.items()
+            for row in [[code, name, code], *([c, n, code] for c, n in province_cities)]
+        ],
+    )
+    _write(
+        directory / "institutions.csv",
+        [
+            "fixmedins_code",
+            "fixmedins_name",
+            "admdvs",
+            "level",
+            "open_inpatient",
+            "open_outpatient",
+            "open_chronic",
+        ],
+        institution_rows(),
+    )
+    _write(
+        directory / "catalogue.csv",
+        [
+            "prov_admdvs",
+            "list_type",
+            "med_list_codg",
+            "name",
+            "chrgitm_lv",
+            "selfpay_prop",
+            "pric_uplmt_amt",
+            "min_level",
+            "med_types",
+            "begndate",
+            "enddate",
+        ],
+        [row for prov in AREAS for row in catalogue_rows(prov)],
+    )
     city_list = cities()
     person_rows, filing_rows = [], []
     for index in range(persons):
@@ -104,29 +201,36 @@ def write_demo_bundle(
         long_term = category in ("retired_relocated", "long_term_resident", "stationed_worker")
         end = "" if long_term else add_months(begin, 6).isoformat()
         filing_rows.append([psn_no, category, dest, begin.isoformat(), end])
-    with (directory / "persons.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "psn_no",
-                "certno",
-                "psn_name",
-                "gend",
-                "brdy",
-                "insuplc_admdvs",
-                "insutype",
-                "psn_type",
-                "psn_insu_stas",
-                "balc",
-                "idet_types",
-                "card_no",
-                "card_sn",
-                "card_status",
-            ]
-        )
-        writer.writerows(person_rows)
-    with (directory / "filings.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["psn_no", "category", "dest_admdvs", "begndate", "enddate"])
-        writer.writerows(filing_rows)
+    _write(
+        directory / "persons.csv",
+        [
+            "psn_no",
+            "certno",
+            "psn_name",
+            "gend",
+            "brdy",
+            "insuplc_admdvs",
+            "insutype",
+            "psn_type",
+            "psn_insu_stas",
+            "balc",
+            "idet_types",
+            "card_no",
+            "card_sn",
+            "card_status",
+        ],
+        person_rows,
+    )
+    _write(
+        directory / "filings.csv",
+        ["psn_no", "category", "dest_admdvs", "begndate", "enddate"],
+        filing_rows,
+    )
     return directory
+
+
+def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)

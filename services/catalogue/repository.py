@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalogue.models import (
@@ -137,6 +137,11 @@ class CatalogueRepository:
         ]
         for start in range(0, len(rows), _CHUNK):
             await self._session.execute(insert(CatalogueItemRow), rows[start : start + _CHUNK])
+
+    async def refresh_statistics(self) -> None:
+        """Let PostgreSQL's planner see a bulk upload at once (else it may scan every item)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(text("ANALYZE catalogue_items"))
 
     async def add_version(self, row: CatalogueVersionRow) -> None:
         """Record an upload."""

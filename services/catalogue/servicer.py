@@ -193,13 +193,17 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     ) -> catalogue_pb2.CatalogueVersion:
         async with self._sessions.begin() as session:
             repository = CatalogueRepository(session)
-            version = await repository.lock_head(prov) + 1
+            head = await repository.lock_head(prov)
+            version = head + 1
             current = await repository.current_items(prov)
             changed = [
                 item
                 for code, item in uploaded.items()
                 if code not in current or current[code][1].content() != item.content()
             ]
+            if head and not changed and len(current) == len(uploaded):
+                # The same catalogue again: keep the version, so reloading changes nothing.
+                return catalogue_pb2.CatalogueVersion(version=head, item_count=len(uploaded))
             replaced = [
                 current[item.med_list_codg][0] for item in changed if item.med_list_codg in current
             ]
@@ -217,6 +221,8 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
                 )
             )
             await repository.set_head(prov, version)
+        async with self._sessions.begin() as session:
+            await CatalogueRepository(session).refresh_statistics()
         return catalogue_pb2.CatalogueVersion(
             version=version,
             item_count=len(uploaded),

@@ -318,6 +318,7 @@ async def test_a_line_off_by_more_than_one_fen_is_refused_naming_it(catalogue: C
 
 async def test_writes_are_refused_outside_the_callers_province(catalogue: Catalogue) -> None:
     stub = catalogue.stub
+
     async def messages() -> AsyncIterator[catalogue_service_pb2.UpsertCatalogueRequest]:
         yield catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs="120000", items=ITEMS)
 
