@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 import grpc
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common.channels import make_channel
 from services.common.config import ServiceSettings
+from services.common.errors import error_info
 from services.common.runtime import Storage
 from services.common.server import Registrar, start_server
 
@@ -46,3 +48,12 @@ def national() -> tuple[tuple[str, str], ...]:
 def province(code: str) -> tuple[tuple[str, str], ...]:
     """Call metadata of a provincial platform."""
     return (("x-medsettle-caller", f"province:{code[:2]}0000"),)
+
+
+async def refusal(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
+    """The status code and ErrorInfo reason a call fails with (it must fail with one)."""
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    info = error_info(raised.value)
+    assert info is not None, "the status carries no ErrorInfo"
+    return raised.value.code(), info.reason

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import grpc
 from medsettle.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -14,19 +12,18 @@ from services.catalogue.config import CatalogueSettings
 from services.catalogue.models import Base
 from services.catalogue.servicer import CatalogueServicer
 from services.common.runtime import Storage, open_storage, serve_until_stopped
+from services.common.server import Registrar
+from services.common.server import registrar as common_registrar
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name
 
 
-def registrar(servicer: CatalogueServicer) -> Callable[[grpc.aio.Server], Sequence[str]]:
+def registrar(servicer: CatalogueServicer) -> Registrar:
     """Adds the catalogue servicer to a server (health and reflection come from services.common)."""
-
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(servicer, server)
-        return [SERVICE_NAME]
-
-    return register
+    return common_registrar(
+        catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server, servicer, SERVICE_NAME
+    )
 
 
 def build_servicer(settings: CatalogueSettings, storage: Storage) -> CatalogueServicer:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +32,12 @@ from services.catalogue.models import CatalogueVersionRow
 from services.catalogue.repository import CatalogueRepository, StoredItem
 from services.common.callers import caller_from_metadata
 from services.common.errors import InvalidArgument
+from services.common.paging import (
+    PageTokenInvalid,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+)
 from services.common.values import (
     InvalidDate,
     date_from_proto,
@@ -46,28 +50,6 @@ from services.common.values import (
 Context = grpc.aio.ServicerContext[Any, Any]
 _OPEN_COLUMN = {"21": "open_inpatient", "11": "open_outpatient", "14": "open_chronic"}
 _MAX_LINES = 1000
-
-
-def _token(value: str) -> str:
-    return base64.urlsafe_b64encode(f"v1:{value}".encode()).decode()
-
-
-def _after(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    if not text.startswith("v1:"):
-        raise InvalidArgument("page_token was not issued by this service")
-    return text[3:]
-
-
-def _page_size(requested: int, default: int, cap: int) -> int:
-    if requested < 0:
-        raise InvalidArgument("page_size must not be negative")
-    return min(requested or default, cap)
 
 
 def _area_prefix(admdvs: str) -> str:
@@ -233,8 +215,10 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def ListCatalogueVersions(
         self, request: catalogue_service_pb2.ListCatalogueVersionsRequest, context: Context
     ) -> catalogue_service_pb2.ListCatalogueVersionsResponse:
-        size = _page_size(request.page_size, 100, 1000)
-        after = _after(request.page_token)
+        size = page_size(request.page_size, 100, 1000)
+        after = decode_page_token(request.page_token)
+        if after and not after.isdigit():
+            raise PageTokenInvalid("page_token was not issued by ListCatalogueVersions")
         async with self._sessions() as session:
             rows = await CatalogueRepository(session).versions(
                 request.prov_admdvs, int(after or 0), size + 1
@@ -250,13 +234,13 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
                 )
                 for row in page
             ],
-            next_page_token=_token(str(page[-1].version)) if len(rows) > size else "",
+            next_page_token=encode_page_token(str(page[-1].version)) if len(rows) > size else "",
         )
 
     async def DownloadCatalogue(
         self, request: catalogue_service_pb2.DownloadCatalogueRequest, context: Context
     ) -> AsyncIterator[catalogue_service_pb2.DownloadCatalogueResponse]:
-        size = _page_size(request.page_size, 500, 1000)
+        size = page_size(request.page_size, 500, 1000)
         prov = request.prov_admdvs
         async with self._sessions() as session:
             version = await CatalogueRepository(session).current_version(prov)
@@ -357,7 +341,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
     async def SearchInstitutions(
         self, request: catalogue_service_pb2.SearchInstitutionsRequest, context: Context
     ) -> catalogue_service_pb2.SearchInstitutionsResponse:
-        size = _page_size(request.page_size, 50, 500)
+        size = page_size(request.page_size, 50, 500)
         if request.open_for_med_type and request.open_for_med_type not in _OPEN_COLUMN:
             raise InvalidArgument("open_for_med_type must be 21, 11 or 14")
         if request.level and request.level not in (1, 2, 3):
@@ -369,13 +353,13 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
                 open_column=_OPEN_COLUMN.get(request.open_for_med_type, ""),
                 name_contains=request.name_contains[:100],
                 on_date=optional_date(request, "on_date") or today_in_china(),
-                after_code=_after(request.page_token),
+                after_code=decode_page_token(request.page_token),
                 limit=size + 1,
             )
         page = rows[:size]
         return catalogue_service_pb2.SearchInstitutionsResponse(
             institutions=[institution_to_proto(row) for row in page],
-            next_page_token=_token(page[-1].fixmedins_code) if len(rows) > size else "",
+            next_page_token=encode_page_token(page[-1].fixmedins_code) if len(rows) > size else "",
         )
 
     async def UpsertItemMappings(

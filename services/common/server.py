@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,6 +26,18 @@ _LOGGER = logging.getLogger(__name__)
 
 # Adds the service's servicers to the server and returns their full service names.
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
+
+
+def registrar(
+    add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: object, service_name: str
+) -> Registrar:
+    """A Registrar adding one generated servicer (`add_XServicer_to_server`) under its name."""
+
+    def register(server: grpc.aio.Server) -> Sequence[str]:
+        add_to_server(servicer, server)
+        return [service_name]
+
+    return register
 
 
 @dataclass

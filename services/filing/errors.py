@@ -57,9 +57,3 @@ class RequestIdConflict(AlreadyExists):
     """The request_id was used before with a different request."""
 
     reason = "REQUEST_ID_CONFLICT"
-
-
-class PageTokenInvalid(InvalidArgument):
-    """The page_token was not issued by this service."""
-
-    reason = "PAGE_TOKEN_INVALID"

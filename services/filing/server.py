@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import grpc
 from medsettle.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common.runtime import Storage, open_storage, serve_until_stopped
+from services.common.server import Registrar
+from services.common.server import registrar as common_registrar
 from services.filing.config import FilingSettings
 from services.filing.models import Base
 from services.filing.servicer import FilingServicer
@@ -18,14 +18,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = filing_service_pb2.DESCRIPTOR.services_by_name["FilingService"].full_name
 
 
-def registrar(servicer: FilingServicer) -> Callable[[grpc.aio.Server], Sequence[str]]:
+def registrar(servicer: FilingServicer) -> Registrar:
     """Adds the filing servicer to a server (health and reflection come from services.common)."""
-
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        filing_service_pb2_grpc.add_FilingServiceServicer_to_server(servicer, server)
-        return [SERVICE_NAME]
-
-    return register
+    return common_registrar(
+        filing_service_pb2_grpc.add_FilingServiceServicer_to_server, servicer, SERVICE_NAME
+    )
 
 
 def build_servicer(settings: FilingSettings, storage: Storage) -> FilingServicer:

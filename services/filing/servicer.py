@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import datetime as dt
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.callers import Caller, caller_from_metadata
 from services.common.errors import InvalidArgument
+from services.common.paging import decode_page_token, encode_page_token, page_size
 from services.common.values import (
     SHANGHAI,
     date_from_proto,
@@ -34,7 +33,6 @@ from services.filing.errors import (
     FilingNotActive,
     FilingNotFound,
     FilingRequired,
-    PageTokenInvalid,
     RequestIdConflict,
 )
 from services.filing.logic import Category, ChangeType, FilingRecord, NewFiling, Status
@@ -95,22 +93,6 @@ def _request_hash(request: filing_service_pb2.CreateFilingRequest) -> str:
 def _filing_id(now: dt.datetime, serial: int) -> str:
     # Unique because serial comes from the locked sequence; sorts in creation order.
     return f"F{now.astimezone(SHANGHAI):%Y%m%d}{serial:012d}"
-
-
-def _page_token(filing_id: str) -> str:
-    return base64.urlsafe_b64encode(f"v1:{filing_id}".encode()).decode()
-
-
-def _page_after(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    if not text.startswith("v1:F"):
-        raise PageTokenInvalid("page_token was not issued by ListFilings")
-    return text[3:]
 
 
 class ChangeNotifier:
@@ -305,9 +287,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
     ) -> filing_service_pb2.ListFilingsResponse:
         if bool(request.psn_no) == bool(request.dest_admdvs):
             raise InvalidArgument("set exactly one of psn_no and dest_admdvs")
-        if request.page_size < 0:
-            raise InvalidArgument("page_size must not be negative")
-        size = min(request.page_size or 100, 1000)
+        size = page_size(request.page_size, 100, 1000)
         dest_prefix = ""
         if request.dest_admdvs:
             area = request.dest_admdvs
@@ -318,14 +298,14 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
             filings = await FilingRepository(session).page(
                 psn_no=request.psn_no,
                 dest_prefix=dest_prefix,
-                before_id=_page_after(request.page_token),
+                before_id=decode_page_token(request.page_token),
                 limit=size + 1,
             )
         more = len(filings) > size
         filings = filings[:size]
         return filing_service_pb2.ListFilingsResponse(
             filings=[filing_to_proto(filing) for filing in filings],
-            next_page_token=_page_token(filings[-1].filing_id) if more else "",
+            next_page_token=encode_page_token(filings[-1].filing_id) if more else "",
         )
 
     async def RevokeFiling(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import grpc
 from medsettle.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common.runtime import Storage, open_storage, serve_until_stopped
+from services.common.server import Registrar
+from services.common.server import registrar as common_registrar
 from services.identity.config import IdentitySettings
 from services.identity.models import Base
 from services.identity.servicer import IdentityServicer
@@ -19,14 +19,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 
 
-def registrar(servicer: IdentityServicer) -> Callable[[grpc.aio.Server], Sequence[str]]:
+def registrar(servicer: IdentityServicer) -> Registrar:
     """Adds the identity servicer to a server (health and reflection come from services.common)."""
-
-    def register(server: grpc.aio.Server) -> Sequence[str]:
-        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
-        return [SERVICE_NAME]
-
-    return register
+    return common_registrar(
+        identity_service_pb2_grpc.add_IdentityServiceServicer_to_server, servicer, SERVICE_NAME
+    )
 
 
 def build_servicer(settings: IdentitySettings, storage: Storage) -> IdentityServicer:

@@ -19,7 +19,7 @@ from services.catalogue.server import MIGRATIONS_DIR, build_servicer, registrar
 from services.common.errors import error_info
 from services.common.runtime import open_storage
 from services.common.values import date_to_proto, money
-from tests.harness import province, serving
+from tests.harness import province, refusal, serving
 from tests.tcp_proxy import TcpProxy
 
 if TYPE_CHECKING:
@@ -182,14 +182,6 @@ def summary(reply: catalogue_service_pb2.ClassifyFeeLinesResponse) -> list[tuple
         )
         for line in reply.lines
     ]
-
-
-async def refusal(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call  # type: ignore[misc]
-    info = error_info(raised.value)
-    assert info is not None
-    return raised.value.code(), info.reason
 
 
 async def test_every_class_cap_restriction_and_date_is_split_to_the_fen(

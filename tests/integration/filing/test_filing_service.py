@@ -13,14 +13,13 @@ import pytest
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.common.errors import error_info
 from services.common.runtime import open_storage
 from services.common.values import date_to_proto, today_in_china
 from services.filing.config import FilingSettings
 from services.filing.logic import add_months
 from services.filing.models import Base
 from services.filing.server import MIGRATIONS_DIR, build_servicer, registrar
-from tests.harness import province, serving
+from tests.harness import province, refusal, serving
 
 if TYPE_CHECKING:
     Stub = filing_service_pb2_grpc.FilingServiceAsyncStub
@@ -68,14 +67,6 @@ def create(
     if end:
         request.end_date.CopyFrom(date_to_proto(end))
     return request
-
-
-async def refusal(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call  # type: ignore[misc]
-    info = error_info(raised.value)
-    assert info is not None
-    return raised.value.code(), info.reason
 
 
 def find(psn_no: str, area: str, day: dt.date) -> filing_service_pb2.FindEffectiveFilingRequest:

@@ -14,12 +14,11 @@ from medsettle.type.v1 import area_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.common.errors import error_info
 from services.common.runtime import open_storage
 from services.identity.config import IdentitySettings
 from services.identity.models import Base
 from services.identity.server import MIGRATIONS_DIR, build_servicer, registrar
-from tests.harness import national, province, serving
+from tests.harness import national, province, refusal, serving
 from tests.people import person
 
 if TYPE_CHECKING:
@@ -45,14 +44,6 @@ async def upload(
         yield identity_service_pb2.UpsertPersonsRequest(persons=list(persons))
 
     return await stub.UpsertPersons(messages(), metadata=province(caller))
-
-
-async def refusal(call: object) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call  # type: ignore[misc]
-    info = error_info(raised.value)
-    assert info is not None
-    return raised.value.code(), info.reason
 
 
 async def test_upsert_counts_inserted_updated_unchanged(identity: Stub) -> None:
