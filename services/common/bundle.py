@@ -112,17 +112,6 @@ def ratio(value: str) -> Decimal:
         raise ValueError("must be a ratio between 0 and 1") from None
 
 
-def integer(low: int, high: int) -> Parser:
-    """A whole number in [low, high]."""
-
-    def parse(value: str) -> int:
-        if not value.isdigit() or not low <= int(value) <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return int(value)
-
-    return parse
-
-
 def codes(separator: str = ";") -> Parser:
     """A separator-joined list of codes."""
 

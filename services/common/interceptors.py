@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import grpc
 from grpc_status import rpc_status
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from services.common.errors import DomainError
@@ -228,8 +228,3 @@ class ClientCallInterceptor(
 
 def _decode(method: str | bytes) -> str:
     return method.decode() if isinstance(method, bytes) else method
-
-
-def tracer_for(provider: trace.TracerProvider, name: str) -> Tracer:
-    """The tracer a component uses (instrumentation scope = component name)."""
-    return provider.get_tracer(name)
