@@ -5,7 +5,7 @@ CatalogueService (institutions in one call; each province's catalogue as one new
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from medsettle.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc
@@ -143,9 +143,9 @@ async def load_catalogue(
 ) -> catalogue_pb2.CatalogueVersion:
     """Upload one province's catalogue as a new version (one transaction)."""
 
-    async def messages() -> AsyncIterator[catalogue_service_pb2.UpsertCatalogueRequest]:
-        for chunk in bundle.chunked(items, 1000):
-            yield catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs=prov, items=chunk)
-            progress(len(chunk))
-
-    return await stub.UpsertCatalogue(messages(), metadata=caller_metadata("national"), timeout=600)
+    messages = bundle.stream_in_chunks(
+        items,
+        lambda chunk: catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs=prov, items=chunk),
+        progress,
+    )
+    return await stub.UpsertCatalogue(messages, metadata=caller_metadata("national"), timeout=600)

@@ -9,16 +9,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 _AMOUNT = re.compile(r"-?\d{1,14}(\.\d{1,2})?")
 _RATIO = re.compile(r"(0(\.\d{1,4})?|1(\.0{1,4})?)")
 _AREA = re.compile(r"\d{6}")
 MAX_REPORTED = 20
+# Items per message of an upload stream (the services refuse more).
+STREAM_CHUNK = 1000
+T = TypeVar("T")
+M = TypeVar("M")
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,11 @@ def read_csv(path: Path, columns: dict[str, Column]) -> list[Row]:
     return rows
 
 
-def chunked(items: list[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive slices of at most size items."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+async def stream_in_chunks(
+    items: list[T], message: Callable[[list[T]], M], progress: Callable[[int], object]
+) -> AsyncIterator[M]:
+    """Client-stream messages of at most 1,000 items each, reporting progress as they go."""
+    for start in range(0, len(items), STREAM_CHUNK):
+        chunk = items[start : start + STREAM_CHUNK]
+        yield message(chunk)
+        progress(len(chunk))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
@@ -78,9 +78,7 @@ async def load_filings(
 ) -> filing_service_pb2.ImportFilingsResponse:
     """Stream every filing in one ImportFilings call (one transaction)."""
 
-    async def messages() -> AsyncIterator[filing_service_pb2.ImportFilingsRequest]:
-        for chunk in bundle.chunked(requests, 1000):
-            yield filing_service_pb2.ImportFilingsRequest(filings=chunk)
-            progress(len(chunk))
-
-    return await stub.ImportFilings(messages(), metadata=caller_metadata("national"), timeout=600)
+    messages = bundle.stream_in_chunks(
+        requests, lambda chunk: filing_service_pb2.ImportFilingsRequest(filings=chunk), progress
+    )
+    return await stub.ImportFilings(messages, metadata=caller_metadata("national"), timeout=600)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
@@ -140,9 +140,7 @@ async def load_persons(
 ) -> identity_service_pb2.UpsertPersonsResponse:
     """Stream every person in one UpsertPersons call (one transaction)."""
 
-    async def messages() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
-        for chunk in bundle.chunked(persons, 1000):
-            yield identity_service_pb2.UpsertPersonsRequest(persons=chunk)
-            progress(len(chunk))
-
-    return await stub.UpsertPersons(messages(), metadata=caller_metadata("national"), timeout=600)
+    messages = bundle.stream_in_chunks(
+        persons, lambda chunk: identity_service_pb2.UpsertPersonsRequest(persons=chunk), progress
+    )
+    return await stub.UpsertPersons(messages, metadata=caller_metadata("national"), timeout=600)
