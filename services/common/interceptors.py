@@ -15,12 +15,13 @@ import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import grpc
 from grpc_status import rpc_status
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from services.common.errors import DomainError
 
@@ -97,13 +98,20 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _enter(self, context: Context) -> None:
+    def _server_span(
+        self, context: Context, span_name: str, metadata: dict[str, Any]
+    ) -> AbstractContextManager[Span]:
+        """Remember the inbound deadline for this task and open the call's span in its trace."""
         remaining = context.time_remaining()
         # grpc reports a huge number (not None) when the caller set no deadline.
-        if remaining is not None and remaining < 1e9:
-            serve_with_deadline(remaining)
-        else:
-            serve_with_deadline(None)
+        serve_with_deadline(remaining if remaining is not None and remaining < 1e9 else None)
+        return self._tracer.start_as_current_span(
+            span_name,
+            context=propagate.extract(metadata),
+            kind=SpanKind.SERVER,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
 
     async def _fail(self, error: Exception, context: Context, span: Any) -> None:
         if isinstance(error, DomainError):
@@ -118,15 +126,7 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         self, behaviour: Callable[..., Awaitable[Any]], span_name: str, metadata: dict[str, Any]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def wrapped(request: Any, context: Context) -> Any:
-            self._enter(context)
-            parent = propagate.extract(metadata)
-            with self._tracer.start_as_current_span(
-                span_name,
-                context=parent,
-                kind=SpanKind.SERVER,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
+            with self._server_span(context, span_name, metadata) as span:
                 try:
                     return await behaviour(request, context)
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -140,15 +140,7 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         self, behaviour: Callable[..., AsyncIterator[Any]], span_name: str, metadata: dict[str, Any]
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def wrapped(request: Any, context: Context) -> AsyncIterator[Any]:
-            self._enter(context)
-            parent = propagate.extract(metadata)
-            with self._tracer.start_as_current_span(
-                span_name,
-                context=parent,
-                kind=SpanKind.SERVER,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
+            with self._server_span(context, span_name, metadata) as span:
                 try:
                     async for response in behaviour(request, context):
                         yield response
