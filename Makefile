@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := services gateway tests scripts
 
-.PHONY: install protos check-generated run test test-unit test-contract test-e2e lint fmt bench
+.PHONY: install protos revision check-generated run test test-unit test-contract test-e2e lint fmt bench
 
 $(BIN)/medsettle: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(BIN)/medsettle
 protos: install
 	$(BIN)/python scripts/gen_protos.py
 	cd protos && ../$(BIN)/buf lint
+
+revision: install
+	$(BIN)/python scripts/new_revision.py $(SERVICE) "$(MESSAGE)"
 
 check-generated: install
 	$(BIN)/python -m pytest -q tests/contract/test_generated_fresh.py

@@ -35,7 +35,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f": {self.column}" if self.column else "")
+        # JSON files have entries, not lines: line 0 leaves the number out.
+        where = self.file + (f":{self.line}" if self.line > 0 else "")
+        where += f": {self.column}" if self.column else ""
         return f"{where}: {self.message}"
 
 

@@ -103,3 +103,44 @@ def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2
             detail.Unpack(info)
             return info
     return None
+
+
+class UpstreamUnavailable(Unavailable):
+    """Another service did not answer in time; the same request may succeed later."""
+
+    reason = "UPSTREAM_UNAVAILABLE"
+
+
+# Codes that say the upstream could not answer, as opposed to a refusal the caller can act on.
+_UNANSWERED = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
+
+def passed_on(error: grpc.aio.AioRpcError, upstream: str) -> DomainError:
+    """An upstream's failure as this service's own error.
+
+    A refusal with an ErrorInfo (PERSON_NOT_FOUND, CARD_LOST...) keeps its code, reason and
+    message, so the hospital learns the real cause. A call that was not answered becomes
+    UNAVAILABLE / UPSTREAM_UNAVAILABLE naming the upstream, never its internals.
+    """
+    info = error_info(error)
+    if error.code() in _UNANSWERED or info is None:
+        return UpstreamUnavailable(
+            f"{upstream} did not answer ({error.code().name}); the call can be retried",
+            upstream=upstream,
+        )
+    relayed: type[DomainError] = type(
+        info.reason.title().replace("_", ""),
+        (DomainError,),
+        {"code": error.code(), "reason": info.reason},
+    )
+    return relayed(error.details() or info.reason, **dict(info.metadata))
