@@ -1,26 +1,36 @@
-"""Assembles the clearing service: storage, servicers, gRPC server."""
+"""Assembles the clearing service: storage, servicer, gRPC server."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
+from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.clearing.config import ClearingSettings
 from services.clearing.models import Base
-from services.common.runtime import open_storage, serve_until_stopped
+from services.clearing.servicer import ClearingServicer
+from services.common.runtime import Storage, open_storage, serve_until_stopped
+from services.common.server import Registrar
+from services.common.server import registrar as common_registrar
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SERVICE_NAME = clearing_service_pb2.DESCRIPTOR.services_by_name["ClearingService"].full_name
 
 
-def register(server: grpc.aio.Server) -> Sequence[str]:
-    """Add the clearing servicers to server (health and reflection come from services.common)."""
-    return []
+def registrar(servicer: ClearingServicer) -> Registrar:
+    """Adds the clearing servicer (health and reflection come from services.common)."""
+    return common_registrar(
+        clearing_service_pb2_grpc.add_ClearingServiceServicer_to_server, servicer, SERVICE_NAME
+    )
+
+
+def build_servicer(storage: Storage) -> ClearingServicer:
+    """The servicer with its dependencies."""
+    return ClearingServicer(storage.sessions)
 
 
 async def serve(settings: ClearingSettings, provider: TracerProvider) -> None:
     """Run the clearing service until SIGTERM/SIGINT."""
     storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
-    await serve_until_stopped(settings, storage, register, provider)
+    await serve_until_stopped(settings, storage, registrar(build_servicer(storage)), provider)

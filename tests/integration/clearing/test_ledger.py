@@ -1,0 +1,104 @@
+"""ClearingService.RecordLedgerEvent on SQLite and PostgreSQL: idempotent by event id."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import func, select
+
+from services.clearing.config import ClearingSettings
+from services.clearing.models import Base, LedgerEntryRow
+from services.clearing.server import MIGRATIONS_DIR, build_servicer, registrar
+from services.common.runtime import Storage, open_storage
+from services.common.values import money, timestamp
+from tests.harness import national, province, refusal, serving
+
+if TYPE_CHECKING:
+    Stub = clearing_service_pb2_grpc.ClearingServiceAsyncStub
+
+
+@pytest.fixture
+async def clearing(
+    database_url: str, tmp_path: Path, tracer_provider: TracerProvider
+) -> AsyncIterator[tuple[Stub, Storage]]:
+    settings = ClearingSettings(database_url=database_url, data_dir=tmp_path)
+    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    async with serving(
+        settings, storage, registrar(build_servicer(storage)), tracer_provider
+    ) as ch:
+        yield clearing_service_pb2_grpc.ClearingServiceStub(ch), storage
+
+
+def event(
+    event_id: str = "S1S", fund: int = 4_889
+) -> clearing_service_pb2.RecordLedgerEventRequest:
+    # 2026-11-30 17:00 UTC is already December 1st in Asia/Shanghai.
+    when = dt.datetime(2026, 11, 30, 17, 0, tzinfo=dt.UTC)
+    return clearing_service_pb2.RecordLedgerEventRequest(
+        request_id=event_id,
+        event=ledger_pb2.LedgerEvent(
+            event_id=event_id,
+            kind=ledger_pb2.LEDGER_EVENT_KIND_SETTLED,
+            setl_id="S1",
+            mdtrt_id="M1",
+            fixmedins_code="H11010000001",
+            treatment_admdvs="110100",
+            insuplc_admdvs="131000",
+            insutype="310",
+            med_type="14",
+            event_time=timestamp(when),
+            medfee_sumamt=money(6_429),
+            hifp_pay=money(fund),
+            fund_pay_sumamt=money(fund),
+            psn_cash_pay=money(6_429 - fund),
+            psn_no="P1",
+        ),
+    )
+
+
+async def test_an_event_is_recorded_once_and_a_redelivery_changes_nothing(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, storage = clearing
+    assert (await stub.RecordLedgerEvent(event(), metadata=national())).recorded
+    assert not (await stub.RecordLedgerEvent(event(), metadata=national())).recorded
+    async with storage.sessions() as session:
+        rows = (await session.scalars(select(LedgerEntryRow))).all()
+        assert await session.scalar(select(func.count()).select_from(LedgerEntryRow)) == 1
+    (row,) = rows
+    assert (row.period, row.insured_prov, row.treatment_prov) == ("2026-12", "130000", "110000")
+    assert (row.medfee_sumamt_fen, row.hifp_pay_fen, row.psn_cash_pay_fen) == (6_429, 4_889, 1_540)
+
+
+async def test_the_same_event_id_with_other_amounts_is_refused(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, _ = clearing
+    await stub.RecordLedgerEvent(event(), metadata=national())
+    assert await refusal(stub.RecordLedgerEvent(event(fund=4_890), metadata=national())) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "LEDGER_EVENT_CONFLICT",
+    )
+
+
+async def test_events_that_do_not_add_up_or_come_from_a_province_are_refused(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, _ = clearing
+    broken = event()
+    broken.event.fund_pay_sumamt.amount_fen += 1
+    assert await refusal(stub.RecordLedgerEvent(broken, metadata=national())) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "LEDGER_EVENT_INVALID",
+    )
+    assert await refusal(stub.RecordLedgerEvent(event(), metadata=province("110000"))) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+    )
