@@ -19,12 +19,14 @@ import grpc
 from medsettle.catalogue.v1 import catalogue_service_pb2_grpc
 from medsettle.filing.v1 import filing_service_pb2_grpc
 from medsettle.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
+from medsettle.settlement.v1 import settlement_service_pb2_grpc
 from tqdm import tqdm
 
 from services.catalogue import bundle as catalogue_bundle
 from services.common.bundle import BundleInvalid
 from services.filing import bundle as filing_bundle
 from services.identity import bundle as identity_bundle
+from services.settlement import bundle as settlement_bundle
 
 
 @dataclass
@@ -67,13 +69,16 @@ class BundleLoader:
     def __init__(self, endpoints: dict[str, str]) -> None:
         self._channels = {
             name: grpc.aio.insecure_channel(endpoints[name])
-            for name in ("identity", "filing", "catalogue")
+            for name in ("identity", "filing", "catalogue", "settlement")
         }
         self._catalogue = catalogue_service_pb2_grpc.CatalogueServiceStub(
             self._channels["catalogue"]
         )
         self._identity = identity_service_pb2_grpc.IdentityServiceStub(self._channels["identity"])
         self._filing = filing_service_pb2_grpc.FilingServiceStub(self._channels["filing"])
+        self._settlement = settlement_service_pb2_grpc.SettlementServiceStub(
+            self._channels["settlement"]
+        )
         self._insured_area: dict[str, str] = {}
 
     async def close(self) -> None:
@@ -89,6 +94,7 @@ class BundleLoader:
             ("regions.csv", self._regions),
             ("institutions.csv", self._institutions),
             ("catalogue.csv", self._catalogue_items),
+            ("policies.json", self._policies),
             ("persons.csv", self._persons),
             ("filings.csv", self._filings),
         ]
@@ -136,6 +142,12 @@ class BundleLoader:
                 counts["items"] += version.item_count
                 counts["changed"] += version.changed_count
         return counts
+
+    async def _policies(self, path: Path) -> dict[str, int]:
+        reply = await settlement_bundle.load_policies(
+            self._settlement, settlement_bundle.read_policies(path)
+        )
+        return {"written": reply.written_count, "unchanged": reply.unchanged_count}
 
     async def _persons(self, path: Path) -> dict[str, int]:
         persons = identity_bundle.read_persons(path)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import random
 from pathlib import Path
+from typing import Any
 
 from services.common.values import today_in_china
 from services.filing.logic import add_months
@@ -105,6 +107,82 @@ def institution_rows() -> list[list[str]]:
     return rows
 
 
+def _flat(ratio: str) -> dict[str, Any]:
+    return {"upto": None, "ratio": ratio}
+
+
+_REDUCTION = {"referral": "0.10", "emergency": "0.10", "other_temporary": "0.20"}
+# (insutype, psn_type) -> medical type -> (deductible by level, tiers, annual cap) in yuan.
+_POLICY_FIGURES: dict[tuple[str, str], dict[str, tuple[dict[str, str], list[Any], str]]] = {
+    ("310", "employed"): {
+        "21": (
+            {"1": "300.00", "2": "600.00", "3": "1000.00"},
+            [{"upto": "10000.00", "ratio": "0.85"}, {"upto": None, "ratio": "0.90"}],
+            "300000.00",
+        ),
+        "11": ({"1": "100.00", "2": "100.00", "3": "100.00"}, [_flat("0.50")], "3000.00"),
+        "14": ({}, [_flat("0.75")], "20000.00"),
+    },
+    ("310", "retired"): {
+        "21": (
+            {"1": "300.00", "2": "600.00", "3": "1000.00"},
+            [{"upto": "10000.00", "ratio": "0.90"}, {"upto": None, "ratio": "0.95"}],
+            "300000.00",
+        ),
+        "11": ({"1": "100.00", "2": "100.00", "3": "100.00"}, [_flat("0.60")], "4000.00"),
+        # The published 廊坊 example: a retiree's chronic-disease drugs at 80%, no deductible.
+        "14": ({}, [_flat("0.80")], "20000.00"),
+    },
+    ("390", "resident"): {
+        "21": (
+            {"1": "200.00", "2": "500.00", "3": "800.00"},
+            [{"upto": "20000.00", "ratio": "0.70"}, {"upto": None, "ratio": "0.75"}],
+            "150000.00",
+        ),
+        "11": ({"1": "50.00", "2": "50.00", "3": "50.00"}, [_flat("0.50")], "800.00"),
+        "14": ({}, [_flat("0.60")], "10000.00"),
+    },
+}
+
+
+def policy_entries(areas: list[str], years: list[int]) -> list[dict[str, Any]]:
+    """Policies of every pooling area: each insurance and person type, year and medical type."""
+    entries = []
+    for area in areas:
+        for year in years:
+            for (insutype, psn_type), by_med_type in _POLICY_FIGURES.items():
+                for med_type, (deductible, tiers, cap) in by_med_type.items():
+                    entry: dict[str, Any] = {
+                        "insuplc_admdvs": area,
+                        "insutype": insutype,
+                        "year": year,
+                        "med_type": med_type,
+                        "psn_type": psn_type,
+                        "deductible": deductible,
+                        "repeat_deductible_factor": "0.5",
+                        "tiers": tiers,
+                        "annual_cap": cap,
+                        "reduction": _REDUCTION,
+                    }
+                    if med_type == "21":
+                        entry["critical_illness"] = {
+                            "fund": "hifob_pay" if insutype == "310" else "hifmi_pay",
+                            "threshold": "15000.00",
+                            "tiers": [
+                                {"upto": "100000.00", "ratio": "0.60"},
+                                {"upto": None, "ratio": "0.70"},
+                            ],
+                            "annual_cap": "400000.00",
+                        }
+                        entry["assistance"] = {
+                            "identities": ["low_income", "extreme_poverty"],
+                            "ratio": "0.70",
+                            "annual_cap": "50000.00",
+                        }
+                    entries.append(entry)
+    return entries
+
+
 def cities() -> list[tuple[str, str]]:
     """Every (code, name) city of the demo areas."""
     return [city for _, (_, province_cities) in AREAS.items() for city in province_cities]
@@ -118,7 +196,7 @@ def write_demo_bundle(
     today: dt.date | None = None,
     psn_prefix: str = "P",
 ) -> Path:
-    """Write regions, institutions, catalogue, persons and filings into directory; return it."""
+    """Write regions, institutions, catalogue, policies, persons and filings; return directory."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     today = today or today_in_china()
@@ -162,6 +240,14 @@ def write_demo_bundle(
         [row for prov in AREAS for row in catalogue_rows(prov)],
     )
     city_list = cities()
+    (directory / "policies.json").write_text(
+        json.dumps(
+            policy_entries([code for code, _ in city_list], [today.year - 1, today.year]),
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     person_rows, filing_rows = [], []
     for index in range(persons):
         area, _ = city_list[index % len(city_list)]

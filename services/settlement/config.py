@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.config import ServiceSettings
@@ -14,3 +15,23 @@ class SettlementSettings(ServiceSettings):
 
     service_name: str = "settlement"
     grpc_port: int = 50054
+    identity_target: str = "127.0.0.1:50051"
+    """identity service (host:port)."""
+    filing_target: str = "127.0.0.1:50052"
+    """filing service (host:port)."""
+    catalogue_target: str = "127.0.0.1:50053"
+    """catalogue service (host:port)."""
+    clearing_target: str = "127.0.0.1:50055"
+    """clearing service (host:port), where the outbox relay delivers ledger events."""
+    relay_enabled: bool = True
+    """Run the outbox relay in this process (one or more replicas may run it)."""
+    relay_max_backoff_s: float = Field(default=60.0, gt=0)
+    """Longest wait between two delivery attempts while clearing is down."""
+
+    def upstream_targets(self) -> dict[str, str]:
+        """The services settlement asks during admission, upload and settlement."""
+        return {
+            "identity": self.identity_target,
+            "filing": self.filing_target,
+            "catalogue": self.catalogue_target,
+        }

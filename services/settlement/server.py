@@ -1,26 +1,67 @@
-"""Assembles the settlement service: storage, servicers, gRPC server."""
+"""Assembles the settlement service: storage, upstream channels, servicer, outbox relay, server."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
 from pathlib import Path
 
-import grpc
+from medsettle.settlement.v1 import settlement_service_pb2, settlement_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.common.runtime import open_storage, serve_until_stopped
+from services.common.channels import make_channel
+from services.common.runtime import Storage, open_storage, serve_until_stopped
+from services.common.server import Registrar
+from services.common.server import registrar as common_registrar
 from services.settlement.config import SettlementSettings
 from services.settlement.models import Base
+from services.settlement.outbox import OutboxRelay, clearing_delivery
+from services.settlement.servicer import SettlementServicer
+from services.settlement.upstreams import Upstreams
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SERVICE_NAME = settlement_service_pb2.DESCRIPTOR.services_by_name["SettlementService"].full_name
 
 
-def register(server: grpc.aio.Server) -> Sequence[str]:
-    """Add the settlement servicers to server (health and reflection come from services.common)."""
-    return []
+def registrar(servicer: SettlementServicer) -> Registrar:
+    """Adds the settlement servicer (health and reflection come from services.common)."""
+    return common_registrar(
+        settlement_service_pb2_grpc.add_SettlementServiceServicer_to_server, servicer, SERVICE_NAME
+    )
+
+
+def build_servicer(
+    storage: Storage, upstreams: Upstreams, relay: OutboxRelay | None
+) -> SettlementServicer:
+    """The servicer with its dependencies; a commit wakes the relay when there is one."""
+    return SettlementServicer(
+        storage.sessions, upstreams, relay.wake if relay is not None else lambda: None
+    )
 
 
 async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
-    """Run the settlement service until SIGTERM/SIGINT."""
+    """Run the settlement service and its outbox relay until SIGTERM/SIGINT."""
     storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
-    await serve_until_stopped(settings, storage, register, provider)
+    tracer = provider.get_tracer(settings.service_name)
+    upstreams = Upstreams.connect(settings.upstream_targets(), tracer, settings.default_timeout_s)
+    clearing = make_channel(
+        settings.clearing_target, tracer=tracer, default_timeout_s=settings.default_timeout_s
+    )
+    relay = None
+    if settings.relay_enabled:
+        relay = OutboxRelay(
+            storage.sessions,
+            clearing_delivery(clearing),
+            max_backoff_s=settings.relay_max_backoff_s,
+        )
+    relay_task = asyncio.create_task(relay.run()) if relay else None
+    try:
+        servicer = build_servicer(storage, upstreams, relay)
+        await serve_until_stopped(settings, storage, registrar(servicer), provider)
+    finally:
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        await upstreams.close()
+        await clearing.close()

@@ -47,12 +47,14 @@ def test_loading_a_bundle_twice_changes_nothing_the_second_time(mesh: Mesh, tmp_
     assert "filings.csv: 120 created, 0 unchanged" in first.stdout
     assert "institutions.csv: 57 written, 0 unchanged" in first.stdout
     assert "catalogue.csv: 12 provinces, 216 items, 216 changed" in first.stdout
+    assert "policies.json: 342 written, 0 unchanged" in first.stdout
     second = run_load(bundle_dir, mesh)
     assert second.returncode == 0, second.stderr
     assert "persons.csv: 0 inserted, 0 updated, 120 unchanged" in second.stdout
     assert "filings.csv: 0 created, 120 unchanged" in second.stdout
     assert "institutions.csv: 0 written, 57 unchanged" in second.stdout
     assert "catalogue.csv: 12 provinces, 216 items, 0 changed" in second.stdout
+    assert "policies.json: 0 written, 342 unchanged" in second.stdout
     assert "total" in second.stdout
 
 

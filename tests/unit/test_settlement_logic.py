@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -13,11 +15,20 @@ from services.settlement.logic import (
     CriticalIllness,
     LineSums,
     Policy,
+    PolicyKey,
+    PolicyProblem,
     Tier,
     Visit,
     YearToDate,
+    check_policy,
+    choose_policy,
+    explain,
+    fund_shares,
+    platform_id,
+    reduction_category,
     settle,
     tier_segments,
+    year_after,
 )
 
 pytestmark = pytest.mark.unit
@@ -181,3 +192,148 @@ def test_every_settlement_adds_up_and_nothing_is_negative(
     assert min(result.hifp_pay, result.hifmi_pay, result.maf_pay, result.acct_pay) >= 0
     assert result.psn_cash_pay >= 0
     assert year.fund_paid_fen + result.hifp_pay <= max(CRITICAL.annual_cap_fen, year.fund_paid_fen)
+
+
+@given(
+    lines=st.lists(
+        st.tuples(st.integers(0, 2_000_000), st.integers(0, 300_000), st.integers(0, 100_000)),
+        min_size=1,
+        max_size=20,
+    ),
+    deductible=st.integers(0, 200_000),
+    first_ratio=st.sampled_from([D("0.50"), D("0.85"), D("0.90")]),
+    cap=st.integers(0, 5_000_000),
+    fund_paid=st.integers(0, 5_000_000),
+    burden=st.integers(0, 3_000_000),
+    critical_paid=st.integers(0, 100_000),
+    inpatient=st.booleans(),
+    category=st.sampled_from([None, "referral", "emergency", "other_temporary"]),
+    use_account=st.booleans(),
+    balance=st.integers(0, 500_000),
+)
+def test_random_bills_add_up_and_settle_cancel_settle_gives_the_same_result(
+    lines: list[tuple[int, int, int]],
+    deductible: int,
+    first_ratio: Decimal,
+    cap: int,
+    fund_paid: int,
+    burden: int,
+    critical_paid: int,
+    inpatient: bool,
+    category: str | None,
+    use_account: bool,
+    balance: int,
+) -> None:
+    # Each line: in-scope part, self-paid share of 乙, wholly self-paid part.
+    inscp = sum(line[0] for line in lines)
+    pre = sum(line[1] for line in lines)
+    own = sum(line[2] for line in lines)
+    bill = LineSums(inscp + pre + own, own, 0, pre, inscp)
+    policy = Policy(
+        deductible_fen={1: deductible, 2: deductible, 3: deductible},
+        repeat_deductible_factor=D("0.5"),
+        tiers=(Tier(1_000_000, first_ratio), Tier(None, D("0.95"))),
+        annual_cap_fen=cap,
+        reduction={"referral": D("0.10"), "emergency": D("0.10"), "other_temporary": D("0.20")},
+        critical_illness=CRITICAL.critical_illness,
+        assistance=CRITICAL.assistance,
+    )
+    visit = Visit(2, inpatient, category, frozenset({"low_income"}), use_account, balance)
+    year = YearToDate(fund_paid, 1, burden, critical_paid, 0)
+
+    first = settle(bill, policy, visit, year)
+    sums_ = first.sums
+    assert sums_.medfee_sumamt == (
+        sums_.fulamt_ownpay_amt + sums_.overlmt_selfpay + sums_.preselfpay_amt + sums_.inscp_scp_amt
+    )
+    assert first.fund_pay_sumamt + first.psn_part_amt == sums_.medfee_sumamt
+    assert first.fund_pay_sumamt == first.hifp_pay + first.critical_illness_pay + first.maf_pay
+    assert first.acct_pay + first.psn_cash_pay == first.psn_part_amt
+    for amount in (first.hifp_pay, first.critical_illness_pay, first.maf_pay, first.acct_pay):
+        assert amount >= 0
+    assert first.psn_cash_pay >= 0 and first.balc >= 0
+    assert fund_paid + first.hifp_pay <= max(cap, fund_paid)
+
+    after = year_after(year, first, inpatient)
+    assert year_after(after, first, inpatient, sign=-1) == year
+    again = settle(bill, policy, visit, year_after(after, first, inpatient, sign=-1))
+    assert again == first
+
+
+def test_policy_selection_prefers_the_pooling_area_then_the_named_person_type() -> None:
+    keys = [
+        PolicyKey("130000", "310", 2026, "21", ""),
+        PolicyKey("131000", "310", 2026, "21", ""),
+        PolicyKey("131000", "310", 2026, "21", "retired"),
+        PolicyKey("131000", "310", 2026, "21", "employed"),
+    ]
+    assert choose_policy(keys, "131000", "retired") == keys[2]
+    assert choose_policy(keys, "131000", "resident") == keys[1]
+    assert choose_policy(keys[:1], "130600", "retired") == keys[0]
+    assert choose_policy(keys, "510100", "retired") is None
+    assert keys[2].policy_id == "131000-310-2026-21-retired"
+    assert keys[0].policy_id == "130000-310-2026-21-all"
+
+
+@pytest.mark.parametrize(
+    ("filing", "emergency", "expected"),
+    [
+        (None, True, "emergency"),
+        (None, False, None),
+        ("referral", False, "referral"),
+        ("other_temporary", True, "other_temporary"),
+        ("retired_relocated", True, None),
+        ("long_term_resident", False, None),
+    ],
+)
+def test_reduction_comes_from_a_temporary_filing_or_the_emergency_flag(
+    filing: str | None, emergency: bool, expected: str | None
+) -> None:
+    assert reduction_category(filing, emergency) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tiers": ()}, "tiers: at least one tier"),
+        ({"tiers": (Tier(None, D("0.8")), Tier(None, D("0.9")))}, "only the last tier"),
+        ({"tiers": (Tier(500, D("0.8")), Tier(400, D("0.9")))}, "edges must rise"),
+        ({"tiers": (Tier(None, D("1.2")),)}, "tiers[0].ratio"),
+        ({"deductible_fen": {4: 100}}, "level 4"),
+        ({"annual_cap_fen": -1}, "annual_cap"),
+        ({"reduction": {"retired_relocated": D("0.1")}}, "reductions"),
+        (
+            {"critical_illness": CriticalIllness("maf_pay", 0, (Tier(None, D("0.5")),), 0)},
+            "critical_illness.fund",
+        ),
+    ],
+)
+def test_policies_that_cannot_be_applied_are_refused(
+    change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(PolicyProblem, match=message.replace("[", r"\[").replace("]", r"\]")):
+        check_policy(dataclasses.replace(RETIREE, **change))  # type: ignore[arg-type]
+
+
+def test_fund_breakdown_uses_the_national_fund_pay_types() -> None:
+    visit = Visit(3, True, None, frozenset({"low_income"}), True, 1_000_000)
+    result = settle(sums(3_000_000), CRITICAL, visit, YearToDate(burden_fen=2_000_000))
+    shares = fund_shares(result, "390")
+    assert [s.fund_pay_type for s in shares] == ["390100", "390200", "610100", "310200"]
+    assert sum(s.amount_fen for s in shares) == result.fund_pay_sumamt + result.acct_pay
+
+
+def test_explanation_names_every_step_with_its_figures() -> None:
+    visit = Visit(3, True, "referral", frozenset(), False, 0)
+    year = YearToDate(inpatient_settlements=1)
+    result = settle(sums(2_100_000), RETIREE, visit, year)
+    steps = explain(result, RETIREE, visit, year, "referral")
+    assert [s.kind for s in steps] == ["deductible", "tier", "tier", "annual_cap", "account"]
+    assert steps[0].amount_fen == 50_000 and "repeat factor 0.5" in steps[0].description
+    assert [s.ratio for s in steps[1:3]] == [D("0.75"), D("0.80")]
+    assert "referral reduction" in steps[1].description
+
+
+def test_platform_ids_are_thirty_characters_starting_with_the_area() -> None:
+    made = platform_id("110100", dt.datetime(2026, 11, 24, 9, 30, 5))
+    assert len(made) == 30 and made.startswith("11010020261124093005")

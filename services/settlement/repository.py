@@ -1,0 +1,237 @@
+"""Reads and writes of the settlement tables. Receives a session; never commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.settlement.models import (
+    CANCELLED,
+    LIVE,
+    VISIT_CANCELLED,
+    FeeLineRow,
+    OutboxRow,
+    PersonYearRow,
+    PolicyRow,
+    PolicyYearRow,
+    SettlementRow,
+    VisitRow,
+)
+
+T = TypeVar("T", PersonYearRow, PolicyYearRow)
+
+
+class SettlementRepository:
+    """Every query of the settlement service."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def _insert_missing(self, model: type[T], values: dict[str, Any]) -> None:
+        """Insert a row unless its key exists (a concurrent inserter may win; that is fine)."""
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await self._session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+    # --- policies ---
+
+    async def current_policies(self, policy_ids: Sequence[str]) -> dict[str, PolicyRow]:
+        """The current version of each named policy that exists."""
+        rows = await self._session.scalars(
+            select(PolicyRow).where(PolicyRow.policy_id.in_(policy_ids), PolicyRow.current)
+        )
+        return {row.policy_id: row for row in rows}
+
+    async def add_policy_version(self, row: PolicyRow) -> None:
+        """Store a new version and make it the current one."""
+        await self._session.execute(
+            update(PolicyRow)
+            .where(PolicyRow.policy_id == row.policy_id, PolicyRow.current)
+            .values(current=False)
+        )
+        self._session.add(row)
+
+    async def policy_candidates(
+        self, areas: Sequence[str], insutype: str, year: int, med_type: str
+    ) -> list[PolicyRow]:
+        """Current policies of these areas for the insurance type, year and medical type."""
+        rows = await self._session.scalars(
+            select(PolicyRow).where(
+                PolicyRow.insuplc_admdvs.in_(areas),
+                PolicyRow.insutype == insutype,
+                PolicyRow.year == year,
+                PolicyRow.med_type == med_type,
+                PolicyRow.current,
+            )
+        )
+        return list(rows)
+
+    async def policy_page(self, area: str, after_id: str, limit: int) -> list[PolicyRow]:
+        """Current policies of an area (or of a province's areas), by id."""
+        query = select(PolicyRow).where(PolicyRow.current, PolicyRow.policy_id > after_id)
+        if area.endswith("0000"):
+            query = query.where(PolicyRow.insuplc_admdvs.startswith(area[:2]))
+        else:
+            query = query.where(PolicyRow.insuplc_admdvs == area)
+        rows = await self._session.scalars(query.order_by(PolicyRow.policy_id).limit(limit))
+        return list(rows)
+
+    # --- visits ---
+
+    async def visit(self, mdtrt_id: str, *, lock: bool = False) -> VisitRow | None:
+        """One visit; locked until commit when asked (settling and cancelling serialize on it)."""
+        query = select(VisitRow).where(VisitRow.mdtrt_id == mdtrt_id)
+        if lock:
+            query = query.with_for_update()
+        return await self._session.scalar(query)
+
+    async def visit_by_request(self, request_id: str) -> VisitRow | None:
+        """The visit an AdmitVisit request_id created."""
+        return await self._session.scalar(select(VisitRow).where(VisitRow.request_id == request_id))
+
+    async def open_visit_numbered(self, fixmedins_code: str, ipt_otp_no: str) -> VisitRow | None:
+        """The institution's visit with this hospital number that is not cancelled."""
+        return await self._session.scalar(
+            select(VisitRow).where(
+                VisitRow.fixmedins_code == fixmedins_code,
+                VisitRow.ipt_otp_no == ipt_otp_no,
+                VisitRow.status != VISIT_CANCELLED,
+            )
+        )
+
+    def add(self, row: object) -> None:
+        """Stage a new row."""
+        self._session.add(row)
+
+    # --- fee lines ---
+
+    async def live_lines(self, mdtrt_id: str) -> list[FeeLineRow]:
+        """The visit's live fee lines in upload order."""
+        rows = await self._session.scalars(
+            select(FeeLineRow)
+            .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE)
+            .order_by(FeeLineRow.id)
+        )
+        return list(rows)
+
+    async def cancel_lines(self, mdtrt_id: str, feedetl_sn: str, now: dt.datetime) -> int:
+        """Cancel one live line (or all when feedetl_sn is empty); how many were cancelled."""
+        statement = update(FeeLineRow).where(
+            FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE
+        )
+        if feedetl_sn:
+            statement = statement.where(FeeLineRow.feedetl_sn == feedetl_sn)
+        result = await self._session.execute(statement.values(status=CANCELLED, cancelled_at=now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # --- settlements ---
+
+    async def settlement(self, setl_id: str) -> SettlementRow | None:
+        """One settlement."""
+        return await self._session.get(SettlementRow, setl_id)
+
+    async def settlement_by_request(self, request_id: str) -> SettlementRow | None:
+        """The settlement a SettleVisit request_id made."""
+        return await self._session.scalar(
+            select(SettlementRow).where(SettlementRow.request_id == request_id)
+        )
+
+    async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
+        """The settlement a CancelSettlement request_id cancelled."""
+        return await self._session.scalar(
+            select(SettlementRow).where(SettlementRow.cancel_request_id == request_id)
+        )
+
+    # --- annual accumulators ---
+
+    async def _locked(self, model: type[T], key: dict[str, Any], zero: dict[str, Any]) -> T:
+        """The row with this key, inserted with `zero` values when missing, locked until commit."""
+        await self._insert_missing(model, {**key, **zero})
+        query = select(model).filter_by(**key).with_for_update()
+        row = await self._session.scalar(query.execution_options(populate_existing=True))
+        assert row is not None
+        return row
+
+    async def person_year(
+        self, psn_no: str, insuplc_admdvs: str, year: int, opening_balance_fen: int
+    ) -> PersonYearRow:
+        """The person's accumulators for the year (opened with the account balance), locked."""
+        return await self._locked(
+            PersonYearRow,
+            {"psn_no": psn_no, "insuplc_admdvs": insuplc_admdvs, "year": year},
+            {
+                "burden_fen": 0,
+                "critical_paid_fen": 0,
+                "assistance_paid_fen": 0,
+                "account_balance_fen": max(0, opening_balance_fen),
+            },
+        )
+
+    async def policy_year(
+        self, psn_no: str, insuplc_admdvs: str, year: int, policy_id: str, annual_cap_fen: int
+    ) -> PolicyYearRow:
+        """What the policy paid the person this year (created at zero when missing), locked."""
+        return await self._locked(
+            PolicyYearRow,
+            {
+                "psn_no": psn_no,
+                "insuplc_admdvs": insuplc_admdvs,
+                "year": year,
+                "policy_id": policy_id,
+            },
+            {"fund_paid_fen": 0, "inpatient_settlements": 0, "annual_cap_fen": annual_cap_fen},
+        )
+
+    async def person_years(self, psn_no: str, year: int) -> list[PersonYearRow]:
+        """The person's accumulators of a year (one per insured area)."""
+        rows = await self._session.scalars(
+            select(PersonYearRow)
+            .where(PersonYearRow.psn_no == psn_no, PersonYearRow.year == year)
+            .order_by(PersonYearRow.insuplc_admdvs)
+        )
+        return list(rows)
+
+    async def policy_years(
+        self, psn_no: str, insuplc_admdvs: str, year: int
+    ) -> list[PolicyYearRow]:
+        """Per-policy accumulators of a person's year in one area."""
+        rows = await self._session.scalars(
+            select(PolicyYearRow)
+            .where(
+                PolicyYearRow.psn_no == psn_no,
+                PolicyYearRow.insuplc_admdvs == insuplc_admdvs,
+                PolicyYearRow.year == year,
+            )
+            .order_by(PolicyYearRow.policy_id)
+        )
+        return list(rows)
+
+    # --- outbox ---
+
+    async def due_events(self, now: dt.datetime, limit: int) -> list[OutboxRow]:
+        """Undelivered events whose next attempt is due, oldest first; rows other relays hold
+        are skipped (PostgreSQL), so replicas never send the same event at the same time."""
+        rows = await self._session.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now)
+            .order_by(OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(rows)
+
+    async def backlog(self) -> tuple[int, dt.datetime | None]:
+        """Undelivered events and the creation time of the oldest."""
+        count, oldest = (
+            await self._session.execute(
+                select(func.count(), func.min(OutboxRow.created_at)).where(
+                    OutboxRow.delivered_at.is_(None)
+                )
+            )
+        ).one()
+        return int(count), oldest

@@ -1,0 +1,170 @@
+"""The outbox: ledger events commit with settlements and reach clearing once, also after an outage.
+
+Clearing is a test double here (it records what it receives and can refuse as if down); the e2e
+tests run the relay against the real clearing service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
+from medsettle.settlement.v1 import settlement_service_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.common.channels import make_channel
+from services.common.runtime import open_storage
+from services.common.server import registrar, start_server
+from services.settlement.bundle import load_policies, read_policies
+from services.settlement.config import SettlementSettings
+from services.settlement.models import Base
+from services.settlement.outbox import OutboxRelay, clearing_delivery
+from services.settlement.repository import SettlementRepository
+from services.settlement.server import MIGRATIONS_DIR, build_servicer
+from services.settlement.server import registrar as settlement_registrar
+from services.settlement.upstreams import Upstreams
+from tests.harness import serving
+from tests.integration.settlement.conftest import RETIREE, Upstream
+from tests.integration.settlement.test_settlement_service import (
+    GATEWAY,
+    admit,
+    cancel_request,
+    fee,
+    settle_request,
+    upload,
+)
+
+if TYPE_CHECKING:
+    from tests.integration.settlement.conftest import SettlementStub
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass
+class FakeClearing(clearing_service_pb2_grpc.ClearingServiceServicer):
+    """Records ledger events by id; while `down`, answers UNAVAILABLE like a dead peer."""
+
+    down: bool = False
+    events: dict[str, ledger_pb2.LedgerEvent] = field(default_factory=dict)
+    accepted: Counter[str] = field(default_factory=Counter)
+    refused: int = 0
+
+    async def RecordLedgerEvent(
+        self, request: clearing_service_pb2.RecordLedgerEventRequest, context: Any
+    ) -> clearing_service_pb2.RecordLedgerEventResponse:
+        if self.down:
+            self.refused += 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "clearing is down")
+        self.accepted[request.request_id] += 1
+        first = request.request_id not in self.events
+        self.events.setdefault(request.request_id, request.event)
+        return clearing_service_pb2.RecordLedgerEventResponse(recorded=first)
+
+
+@dataclass
+class RelayedService:
+    """A settlement service whose relay delivers to a FakeClearing."""
+
+    stub: SettlementStub
+    relay: OutboxRelay
+    clearing: FakeClearing
+    backlog: Any
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def with_relay(
+    upstream: Upstream, settlement_settings: SettlementSettings, tracer_provider: TracerProvider
+) -> AsyncIterator[RelayedService]:
+    clearing = FakeClearing()
+    running = await start_server(
+        registrar(
+            clearing_service_pb2_grpc.add_ClearingServiceServicer_to_server,
+            clearing,
+            "medsettle.clearing.v1.ClearingService",
+        ),
+        host="127.0.0.1",
+        port=0,
+        tracer=tracer_provider.get_tracer("clearing"),
+        error_domain="clearing.medsettle",
+        max_concurrent_rpcs=16,
+    )
+    channel = make_channel(
+        f"127.0.0.1:{running.port}", tracer=tracer_provider.get_tracer("relay"), default_timeout_s=2
+    )
+    storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
+    relay = OutboxRelay(
+        storage.sessions,
+        clearing_delivery(channel),
+        base_backoff_s=0.05,
+        max_backoff_s=0.2,
+        idle_poll_s=0.2,
+    )
+    upstreams = Upstreams.connect(upstream.targets, tracer_provider.get_tracer("settlement"), 10)
+    servicer = build_servicer(storage, upstreams, relay)
+
+    async def backlog() -> int:
+        async with storage.sessions() as session:
+            count, _ = await SettlementRepository(session).backlog()
+        return count
+
+    task = asyncio.create_task(relay.run())
+    register = settlement_registrar(servicer)
+    async with serving(settlement_settings, storage, register, tracer_provider) as ch:
+        stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
+        await load_policies(stub, read_policies(upstream.policies_path))
+        yield RelayedService(stub, relay, clearing, backlog)
+        task.cancel()
+    await upstreams.close()
+    await channel.close()
+    await running.stop(0)
+
+
+async def _drained(service: RelayedService, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await service.backlog() == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"outbox still holds {await service.backlog()} events")
+
+
+async def test_events_wait_while_clearing_is_down_then_arrive_exactly_once(
+    with_relay: RelayedService, upstream: Upstream
+) -> None:
+    stub, clearing = with_relay.stub, with_relay.clearing
+    clearing.down = True
+    settled = []
+    for index in range(3):
+        visit = await admit(stub, upstream, RETIREE, med_type="11")
+        await upload(stub, visit, fee("1", "XD0000", 10_000 + index))
+        settled.append(
+            await stub.SettleVisit(settle_request(visit, f"o-{visit.mdtrt_id}"), metadata=GATEWAY)
+        )
+    await asyncio.sleep(0.3)
+    assert clearing.refused >= 1 and clearing.events == {}
+    assert await with_relay.backlog() == 3  # the counter kept settling; nothing is lost
+
+    clearing.down = False
+    await _drained(with_relay)
+    assert sorted(clearing.events) == sorted(f"{s.setl_id}S" for s in settled)
+    assert set(clearing.accepted.values()) == {1}
+    event = clearing.events[f"{settled[0].setl_id}S"]
+    assert event.kind == ledger_pb2.LEDGER_EVENT_KIND_SETTLED
+    assert event.medfee_sumamt.amount_fen == 10_000
+    assert event.fund_pay_sumamt.amount_fen == settled[0].fund_pay_sumamt.amount_fen
+
+    await stub.CancelSettlement(
+        cancel_request(settled[0], f"oc-{settled[0].setl_id}"), metadata=GATEWAY
+    )
+    await _drained(with_relay)
+    reversal = clearing.events[f"{settled[0].setl_id}C"]
+    assert reversal.kind == ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
+    assert reversal.medfee_sumamt.amount_fen + event.medfee_sumamt.amount_fen == 0
+    assert reversal.hifp_pay.amount_fen + event.hifp_pay.amount_fen == 0
+    assert set(clearing.accepted.values()) == {1}

@@ -1,0 +1,425 @@
+"""SettlementService over gRPC, against real identity, filing and catalogue services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from medsettle.filing.v1 import filing_pb2, filing_service_pb2
+from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
+
+from services.common.values import date_to_proto, money, today_in_china
+from tests.harness import national, province, refusal
+from tests.integration.settlement.conftest import (
+    BEIJING_CLINIC,
+    BEIJING_HOSPITAL,
+    LOCAL,
+    RESIDENT,
+    RETIREE,
+    UNFILED,
+    Upstream,
+    certno_of,
+)
+
+if TYPE_CHECKING:
+    from tests.integration.settlement.conftest import SettlementStub
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+GATEWAY = (("x-medsettle-caller", "gateway"),)
+_serial = itertools.count(1)
+
+
+def fee(sn: str, code: str, fen: int, cnt: str = "1") -> settlement_pb2.FeeLine:
+    pric = f"{fen / 100 / float(cnt):.2f}"
+    return settlement_pb2.FeeLine(
+        feedetl_sn=sn,
+        med_list_codg=code,
+        medins_list_codg=f"OWN-{code}",
+        cnt=cnt,
+        pric=pric,
+        amount=money(fen),
+        fee_date=date_to_proto(today_in_china()),
+    )
+
+
+async def admit(
+    stub: SettlementStub,
+    upstream: Upstream,
+    psn_no: str,
+    *,
+    med_type: str = "21",
+    hospital: str = BEIJING_HOSPITAL,
+    emergency: bool = False,
+) -> settlement_pb2.Visit:
+    serial = next(_serial)
+    return await stub.AdmitVisit(
+        settlement_service_pb2.AdmitVisitRequest(
+            request_id=f"admit-{serial}",
+            fixmedins_code=hospital,
+            ipt_otp_no=f"ZY{serial:06d}",
+            credential_type=2,  # type: ignore[arg-type]
+            credential_no=certno_of(psn_no, upstream),
+            med_type=med_type,
+            begin_date=date_to_proto(today_in_china()),
+            emergency=emergency,
+            diagnoses=[
+                settlement_pb2.Diagnosis(diag_code="E11.900", diag_name="2型糖尿病", main=True)
+            ],
+        ),
+        metadata=GATEWAY,
+    )
+
+
+async def upload(
+    stub: SettlementStub, visit: settlement_pb2.Visit, *lines: settlement_pb2.FeeLine
+) -> settlement_service_pb2.UploadFeesResponse:
+    return await stub.UploadFees(
+        settlement_service_pb2.UploadFeesRequest(
+            request_id=f"upload-{next(_serial)}",
+            mdtrt_id=visit.mdtrt_id,
+            fixmedins_code=visit.fixmedins_code,
+            lines=lines,
+        ),
+        metadata=GATEWAY,
+    )
+
+
+def settle_request(
+    visit: settlement_pb2.Visit, request_id: str, *, acct_used: bool = False
+) -> settlement_service_pb2.SettleVisitRequest:
+    return settlement_service_pb2.SettleVisitRequest(
+        request_id=request_id,
+        mdtrt_id=visit.mdtrt_id,
+        fixmedins_code=visit.fixmedins_code,
+        acct_used=acct_used,
+    )
+
+
+def cancel_request(
+    settlement: settlement_pb2.Settlement, request_id: str
+) -> settlement_service_pb2.CancelSettlementRequest:
+    return settlement_service_pb2.CancelSettlementRequest(
+        request_id=request_id,
+        setl_id=settlement.setl_id,
+        mdtrt_id=settlement.mdtrt_id,
+        fixmedins_code=settlement.fixmedins_code,
+    )
+
+
+def amounts(settlement: settlement_pb2.Settlement) -> dict[str, int]:
+    names = [
+        "medfee_sumamt",
+        "fulamt_ownpay_amt",
+        "overlmt_selfpay",
+        "preselfpay_amt",
+        "inscp_scp_amt",
+        "act_pay_dedc",
+        "hifp_pay",
+        "hifmi_pay",
+        "hifob_pay",
+        "maf_pay",
+        "fund_pay_sumamt",
+        "psn_part_amt",
+        "acct_pay",
+        "psn_cash_pay",
+        "balc",
+    ]
+    return {name: getattr(settlement, name).amount_fen for name in names}
+
+
+async def test_published_worked_example_settles_to_the_fen(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    # 廊坊 retiree, chronic-disease drugs in Beijing: 甲 32.52 + 乙 (10%) 31.77 at 80%.
+    visit = await admit(settlement, upstream, RETIREE, med_type="14")
+    uploaded = await upload(
+        settlement, visit, fee("1", "XD0000", 3252), fee("2", "XD0001", 3177, cnt="3")
+    )
+    assert [line.preselfpay_amt.amount_fen for line in uploaded.lines] == [0, 318]
+    assert [line.chrgitm_lv for line in uploaded.lines] == ["01", "02"]
+    preview = await settlement.PreSettle(
+        settlement_service_pb2.PreSettleRequest(
+            mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL, medfee_sumamt=money(6429)
+        ),
+        metadata=GATEWAY,
+    )
+    settled = await settlement.SettleVisit(settle_request(visit, "s-worked"), metadata=GATEWAY)
+    assert preview.setl_id == "" and len(settled.setl_id) == 30
+    assert amounts(preview) == amounts(settled)
+    got = amounts(settled)
+    assert (got["medfee_sumamt"], got["preselfpay_amt"], got["inscp_scp_amt"]) == (6429, 318, 6111)
+    assert (got["hifp_pay"], got["fund_pay_sumamt"], got["psn_part_amt"]) == (4889, 4889, 1540)
+    assert settled.pool_prop_selfpay == "0.8000"
+    assert [(f.fund_pay_type, f.fund_payamt.amount_fen) for f in settled.fund_payments] == [
+        ("310100", 4889)
+    ]
+    assert settled.policy_id.startswith("131000-310-") and settled.policy_id.endswith("-14-retired")
+
+
+async def test_admission_refusals_name_their_reason(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    assert await refusal(admit(settlement, upstream, LOCAL)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NOT_CROSS_PROVINCE",
+    )
+    assert await refusal(admit(settlement, upstream, RETIREE, hospital=BEIJING_CLINIC)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "INSTITUTION_NOT_OPEN",
+    )
+    assert await refusal(admit(settlement, upstream, UNFILED)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "FILING_REQUIRED",
+    )
+    unknown = settlement_service_pb2.AdmitVisitRequest(
+        request_id="admit-unknown",
+        fixmedins_code=BEIJING_HOSPITAL,
+        ipt_otp_no="ZY-UNKNOWN",
+        credential_type=2,  # type: ignore[arg-type]
+        credential_no="110101199003077777",
+        med_type="21",
+        begin_date=date_to_proto(today_in_china()),
+    )
+    _, reason = await refusal(settlement.AdmitVisit(unknown, metadata=GATEWAY))
+    assert reason in ("PERSON_NOT_FOUND", "INVALID_ID_NUMBER")
+    wrong_caller = settlement.AdmitVisit(unknown, metadata=province("110000"))
+    assert await refusal(wrong_caller) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+
+
+async def test_admission_is_idempotent_by_request_id(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    request = settlement_service_pb2.AdmitVisitRequest(
+        request_id="admit-twice",
+        fixmedins_code=BEIJING_HOSPITAL,
+        ipt_otp_no="ZY-TWICE",
+        credential_type=2,  # type: ignore[arg-type]
+        credential_no=certno_of(RETIREE, upstream),
+        med_type="21",
+        begin_date=date_to_proto(today_in_china()),
+    )
+    first = await settlement.AdmitVisit(request, metadata=GATEWAY)
+    again = await settlement.AdmitVisit(request, metadata=GATEWAY)
+    assert first == again
+    request.ipt_otp_no = "ZY-OTHER"
+    assert await refusal(settlement.AdmitVisit(request, metadata=GATEWAY)) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "REQUEST_ID_CONFLICT",
+    )
+    request.request_id = "admit-same-number"
+    request.ipt_otp_no = "ZY-TWICE"
+    assert await refusal(settlement.AdmitVisit(request, metadata=GATEWAY)) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "VISIT_EXISTS",
+    )
+
+
+async def test_fee_lines_are_idempotent_by_serial_and_cancel_before_settlement(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE)
+    first = await upload(settlement, visit, fee("1", "XD0000", 10_000), fee("2", "NOPE", 500))
+    assert first.lines[1].fulamt_ownpay_amt.amount_fen == 500  # not in the catalogue
+    again = await upload(settlement, visit, fee("1", "XD0000", 10_000))
+    assert again.lines[0] == first.lines[0]
+    assert await refusal(upload(settlement, visit, fee("1", "XD0000", 20_000))) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "FEE_LINE_CONFLICT",
+    )
+    cancelled = await settlement.CancelFees(
+        settlement_service_pb2.CancelFeesRequest(
+            request_id="c1",
+            mdtrt_id=visit.mdtrt_id,
+            fixmedins_code=BEIJING_HOSPITAL,
+            feedetl_sn="1",
+        ),
+        metadata=GATEWAY,
+    )
+    assert cancelled.cancelled_count == 1
+    replaced = await upload(settlement, visit, fee("1", "XD0000", 20_000))
+    assert replaced.lines[0].amount.amount_fen == 20_000
+    negative = fee("3", "XD0000", -100)
+    assert await refusal(upload(settlement, visit, negative)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "FEE_LINE_INVALID",
+    )
+    everything = settlement_service_pb2.CancelFeesRequest(
+        request_id="c2", mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL
+    )
+    assert (await settlement.CancelFees(everything, metadata=GATEWAY)).cancelled_count == 2
+    assert await refusal(
+        settlement.SettleVisit(settle_request(visit, "s-empty"), metadata=GATEWAY)
+    ) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NO_FEES",
+    )
+
+
+async def test_wrong_total_is_refused(settlement: SettlementStub, upstream: Upstream) -> None:
+    visit = await admit(settlement, upstream, RETIREE)
+    await upload(settlement, visit, fee("1", "XD0000", 10_000))
+    request = settle_request(visit, "s-wrong-total")
+    request.medfee_sumamt.CopyFrom(money(9_999))
+    assert await refusal(settlement.SettleVisit(request, metadata=GATEWAY)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "MEDFEE_SUMAMT_MISMATCH",
+    )
+
+
+async def test_settlement_is_idempotent_and_one_per_visit(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE)
+    await upload(settlement, visit, fee("1", "XS0001", 26_000), fee("2", "XD0003", 50_000))
+    first = await settlement.SettleVisit(settle_request(visit, "s-once"), metadata=GATEWAY)
+    again = await settlement.SettleVisit(settle_request(visit, "s-once"), metadata=GATEWAY)
+    assert again.SerializeToString() == first.SerializeToString()
+    other_body = settle_request(visit, "s-once", acct_used=True)
+    assert await refusal(settlement.SettleVisit(other_body, metadata=GATEWAY)) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "REQUEST_ID_CONFLICT",
+    )
+    assert await refusal(
+        settlement.SettleVisit(settle_request(visit, "s-twice"), metadata=GATEWAY)
+    ) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "VISIT_SETTLED",
+    )
+    assert await refusal(upload(settlement, visit, fee("9", "XD0000", 100))) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "VISIT_SETTLED",
+    )
+
+
+async def test_cancel_restores_accumulators_and_the_visit_settles_again_the_same(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    year = today_in_china().year
+    request = settlement_service_pb2.GetAnnualAccumulatorsRequest(psn_no=RESIDENT, year=year)
+    visit = await admit(settlement, upstream, RESIDENT)
+    await upload(
+        settlement, visit, fee("1", "XS0004", 4_200_000, cnt="100"), fee("2", "XD0006", 300_000)
+    )
+    first = await settlement.SettleVisit(settle_request(visit, "s-r1"), metadata=GATEWAY)
+    after_first = await settlement.GetAnnualAccumulators(request, metadata=GATEWAY)
+    # A low-income resident past the critical-illness threshold: every fund pays.
+    assert first.hifmi_pay.amount_fen > 0 and first.maf_pay.amount_fen > 0
+    assert after_first.critical_illness_paid.amount_fen == first.hifmi_pay.amount_fen
+    assert [p.fund_paid.amount_fen for p in after_first.policies] == [first.hifp_pay.amount_fen]
+
+    cancelled = await settlement.CancelSettlement(cancel_request(first, "c-r1"), metadata=GATEWAY)
+    assert cancelled.status == settlement_pb2.SETTLEMENT_STATUS_CANCELLED
+    repeat = await settlement.CancelSettlement(cancel_request(first, "c-r1"), metadata=GATEWAY)
+    assert repeat.SerializeToString() == cancelled.SerializeToString()
+    assert await refusal(
+        settlement.CancelSettlement(cancel_request(first, "c-r2"), metadata=GATEWAY)
+    ) == (grpc.StatusCode.FAILED_PRECONDITION, "SETTLEMENT_ALREADY_CANCELLED")
+    restored = await settlement.GetAnnualAccumulators(request, metadata=GATEWAY)
+    assert restored.burden.amount_fen == 0 and restored.critical_illness_paid.amount_fen == 0
+    assert [p.fund_paid.amount_fen for p in restored.policies] == [0]
+    assert [p.inpatient_settlements for p in restored.policies] == [0]
+
+    second = await settlement.SettleVisit(settle_request(visit, "s-r2"), metadata=GATEWAY)
+    assert second.setl_id != first.setl_id
+    assert amounts(second) == amounts(first)
+
+
+async def test_account_pays_first_and_cancellation_gives_it_back(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE, med_type="11")
+    await upload(settlement, visit, fee("1", "XC0000", 80_000, cnt="100"))
+    settled = await settlement.SettleVisit(
+        settle_request(visit, "s-acct", acct_used=True), metadata=GATEWAY
+    )
+    # Balance 500.00: the account pays up to it, the rest is cash.
+    assert settled.acct_pay.amount_fen == min(50_000, settled.psn_part_amt.amount_fen)
+    assert settled.balc.amount_fen == 50_000 - settled.acct_pay.amount_fen
+    assert settled.fund_payments[-1].fund_pay_type == "310200"
+    cancelled = await settlement.CancelSettlement(
+        cancel_request(settled, "c-acct"), metadata=GATEWAY
+    )
+    assert cancelled.balc.amount_fen == 50_000
+
+
+async def test_emergency_needs_no_filing_and_a_later_filing_counts_at_settlement(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, UNFILED, emergency=True)
+    assert visit.filing_id == ""
+    await upload(settlement, visit, fee("1", "XS0001", 1_026_000, cnt="10"))
+    emergency = await settlement.PreSettle(
+        settlement_service_pb2.PreSettleRequest(
+            mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL
+        ),
+        metadata=GATEWAY,
+    )
+    assert emergency.setl_id == "" and emergency.filing_id == ""
+    filing = await upstream.filing.CreateFiling(
+        filing_service_pb2.CreateFilingRequest(
+            request_id=f"late-{visit.mdtrt_id}",
+            psn_no=UNFILED,
+            category=filing_pb2.FILING_CATEGORY_STATIONED_WORKER,
+            insuplc_admdvs="320100",
+            dest_admdvs="110000",
+            begin_date=date_to_proto(today_in_china() - dt.timedelta(days=1)),
+            channel=filing_pb2.FILING_CHANNEL_APP,
+        ),
+        metadata=national(),
+    )
+    settled = await settlement.SettleVisit(settle_request(visit, "s-late-filing"), metadata=GATEWAY)
+    assert settled.filing_id == filing.filing_id
+    # The long-term filing takes no reduction: the pooled fund pays more than as an emergency.
+    assert settled.hifp_pay.amount_fen > emergency.hifp_pay.amount_fen
+    explanation = await settlement.ExplainSettlement(
+        settlement_service_pb2.ExplainSettlementRequest(
+            setl_id=settled.setl_id, fixmedins_code=BEIJING_HOSPITAL
+        ),
+        metadata=GATEWAY,
+    )
+    assert explanation.reduction_category == ""
+    kinds = [settlement_pb2.StepKind.Name(step.kind) for step in explanation.steps]
+    assert kinds[0] == "STEP_KIND_DEDUCTIBLE" and "STEP_KIND_ANNUAL_CAP" in kinds
+    assert explanation.lines[0].catalogue_version >= 1
+    assert [s.ratio for s in explanation.steps if s.kind == settlement_pb2.STEP_KIND_TIER] == [
+        "0.8500"
+    ]
+    await upstream.filing.RevokeFiling(
+        filing_service_pb2.RevokeFilingRequest(filing_id=filing.filing_id, reason="test"),
+        metadata=national(),
+    )
+
+
+async def test_policies_are_versioned_and_written_only_by_their_province(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    listed = await settlement.ListPolicies(
+        settlement_service_pb2.ListPoliciesRequest(insuplc_admdvs="131000", page_size=5),
+        metadata=national(),
+    )
+    assert len(listed.policies) == 5 and listed.next_page_token
+    policy = listed.policies[0]
+    assert policy.version == 1
+    changed = settlement_pb2.Policy()
+    changed.CopyFrom(policy)
+    changed.annual_cap.amount_fen += 100
+    request = settlement_service_pb2.UpsertPoliciesRequest(policies=[changed])
+    reply = await settlement.UpsertPolicies(request, metadata=province("130000"))
+    assert (reply.written_count, reply.unchanged_count) == (1, 0)
+    reply = await settlement.UpsertPolicies(request, metadata=province("130000"))
+    assert (reply.written_count, reply.unchanged_count) == (0, 1)
+    assert await refusal(settlement.UpsertPolicies(request, metadata=province("510000"))) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "AREA_NOT_OWNED",
+    )
+    bad = settlement_pb2.Policy()
+    bad.CopyFrom(policy)
+    bad.tiers[0].ratio = "1.5"
+    bad_request = settlement_service_pb2.UpsertPoliciesRequest(policies=[bad])
+    assert await refusal(settlement.UpsertPolicies(bad_request, metadata=national())) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "POLICY_INVALID",
+    )
