@@ -423,3 +423,43 @@ async def test_policies_are_versioned_and_written_only_by_their_province(
         grpc.StatusCode.INVALID_ARGUMENT,
         "POLICY_INVALID",
     )
+
+
+async def test_discharge_and_cancelling_an_admission_only_without_a_live_settlement(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE)
+    discharge = settlement_service_pb2.DischargeVisitRequest(
+        mdtrt_id=visit.mdtrt_id,
+        fixmedins_code=BEIJING_HOSPITAL,
+        end_date=date_to_proto(today_in_china() - dt.timedelta(days=1)),
+    )
+    assert await refusal(settlement.DischargeVisit(discharge, metadata=GATEWAY)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "VISIT_INVALID",
+    )
+    discharge.end_date.CopyFrom(date_to_proto(today_in_china()))
+    discharged = await settlement.DischargeVisit(discharge, metadata=GATEWAY)
+    assert discharged.status == settlement_pb2.VISIT_STATUS_DISCHARGED
+    await upload(settlement, visit, fee("1", "XD0000", 10_000))
+    settled = await settlement.SettleVisit(settle_request(visit, "s-discharged"), metadata=GATEWAY)
+    cancel_visit = settlement_service_pb2.CancelVisitRequest(
+        request_id="cv-1", mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL
+    )
+    assert await refusal(settlement.CancelVisit(cancel_visit, metadata=GATEWAY)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "VISIT_SETTLED",
+    )
+    await settlement.CancelSettlement(cancel_request(settled, "c-discharged"), metadata=GATEWAY)
+    cancelled = await settlement.CancelVisit(cancel_visit, metadata=GATEWAY)
+    assert cancelled.status == settlement_pb2.VISIT_STATUS_CANCELLED
+    assert await refusal(
+        settlement.SettleVisit(settle_request(visit, "s-after-cancel"), metadata=GATEWAY)
+    ) == (grpc.StatusCode.FAILED_PRECONDITION, "VISIT_CLOSED")
+    other_hospital = settlement_service_pb2.GetVisitRequest(
+        mdtrt_id=visit.mdtrt_id, fixmedins_code="H11010000002"
+    )
+    assert await refusal(settlement.GetVisit(other_hospital, metadata=GATEWAY)) == (
+        grpc.StatusCode.NOT_FOUND,
+        "VISIT_NOT_FOUND",
+    )
