@@ -132,8 +132,13 @@ def passed_on(error: grpc.aio.AioRpcError, upstream: str) -> DomainError:
     message, so the hospital learns the real cause. A call that was not answered becomes
     UNAVAILABLE / UPSTREAM_UNAVAILABLE naming the upstream, never its internals.
     """
-    info = error_info(error)
-    if error.code() in _UNANSWERED or info is None:
+    info = None
+    if error.code() not in _UNANSWERED:
+        try:
+            info = error_info(error)
+        except ValueError:  # a status whose details contradict its code: not trusted
+            info = None
+    if info is None:
         return UpstreamUnavailable(
             f"{upstream} did not answer ({error.code().name}); the call can be retried",
             upstream=upstream,
