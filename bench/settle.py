@@ -113,11 +113,6 @@ async def one_visit(
     timings["SettleVisit"].append(time.perf_counter() - clock)
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
-
-
 async def main(
     visits: int, concurrency: int, lines: int, postgres_url: str, redis_url: str
 ) -> None:
@@ -158,10 +153,10 @@ async def main(
                 f"{seconds:.2f} s, {len(chosen) / seconds:.1f} visits/s"
             )
             for name, values in timings.items():
-                p95, p99 = _percentile(values, 0.95), _percentile(values, 0.99)
+                cuts = statistics.quantiles(values, n=100)
                 print(
-                    f"  {name:12s} p50 {statistics.median(values) * 1000:6.1f} ms  "
-                    f"p95 {p95:6.1f} ms  p99 {p99:6.1f} ms"
+                    f"  {name:12s} p50 {cuts[49] * 1000:6.1f} ms  "
+                    f"p95 {cuts[94] * 1000:6.1f} ms  p99 {cuts[98] * 1000:6.1f} ms"
                 )
         finally:
             await mesh.stop()

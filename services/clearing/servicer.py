@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any
 
 import grpc
@@ -16,6 +15,7 @@ from services.clearing.errors import LedgerEventConflict, LedgerEventInvalid
 from services.clearing.models import LedgerEntryRow
 from services.common.callers import caller_from_metadata
 from services.common.errors import PermissionDenied
+from services.common.fingerprint import fingerprint
 from services.common.values import province_of
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -48,7 +48,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         )
         if problem:
             raise LedgerEventInvalid(f"event {event.event_id}: {problem}")
-        event_hash = hashlib.sha256(event.SerializeToString(deterministic=True)).hexdigest()
+        event_hash = fingerprint(event)
         when = event.event_time.ToDatetime(dt.UTC)
         row = LedgerEntryRow(
             event_id=event.event_id,

@@ -53,6 +53,11 @@ def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
+def stored_utc(value: dt.datetime) -> dt.datetime:
+    """A datetime read back from a timezone-aware column: SQLite returns it naive, in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def today_in_china() -> dt.date:
     """Today's date in Asia/Shanghai, the calendar every rule is written in."""
     return dt.datetime.now(SHANGHAI).date()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_p
 from services.common import bundle
 from services.common.bundle import BundleInvalid, Column, Problem, Row
 from services.common.callers import caller_metadata
+from services.common.fingerprint import fingerprint
 from services.common.values import date_to_proto
 
 CATEGORIES = {
@@ -63,7 +63,7 @@ def filing_requests(
             if values["enddate"] < values["begndate"]:
                 problems.append(Problem(file_name, row.line, "enddate", "is before begndate"))
             request.end_date.CopyFrom(date_to_proto(values["enddate"]))
-        digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+        digest = fingerprint(request)
         request.request_id = f"bundle:{digest[:48]}"
         requests.append(request)
     if problems:

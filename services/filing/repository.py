@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.values import stored_utc
 from services.filing.logic import Category, FilingRecord, Status
 from services.filing.models import FilingChangeRow, FilingRow, FilingSequenceRow
 
@@ -31,15 +32,10 @@ def _record(row: FilingRow) -> FilingRecord:
         end_date=row.end_date,
         status=Status(row.status),
         channel=row.channel,
-        created_at=_aware(row.created_at),
-        ended_at=_aware(row.ended_at) if row.ended_at else None,
+        created_at=stored_utc(row.created_at),
+        ended_at=stored_utc(row.ended_at) if row.ended_at else None,
         superseded_by=row.superseded_by,
     )
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    # SQLite hands timezone-aware columns back naive; they were written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class FilingRepository:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.callers import Caller, caller_from_metadata
 from services.common.errors import InvalidArgument
+from services.common.fingerprint import request_fingerprint
 from services.common.paging import decode_page_token, encode_page_token, page_size
 from services.common.values import (
     SHANGHAI,
@@ -81,13 +81,6 @@ def _new_filing(request: filing_service_pb2.CreateFilingRequest, today: dt.date)
         end_date=optional_date(request, "end_date"),
         channel=request.channel,
     )
-
-
-def _request_hash(request: filing_service_pb2.CreateFilingRequest) -> str:
-    body = filing_service_pb2.CreateFilingRequest()
-    body.CopyFrom(request)
-    body.request_id = ""
-    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _filing_id(now: dt.datetime, serial: int) -> str:
@@ -189,7 +182,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         today = today_in_china()
         new = _new_filing(request, today)
         caller.require_owns(new.insuplc_admdvs, "filing")
-        request_hash = _request_hash(request)
+        request_hash = request_fingerprint(request)
         earlier = batch.by_request.get(request.request_id) if request.request_id else None
         if earlier is not None:
             if earlier[1] != request_hash:

@@ -134,10 +134,10 @@ class OutboxRelay:
             await session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id == row_id)
-                .values(attempts=attempts, last_error=error, next_attempt_at=retry_at)
+                .values(attempts=attempts, last_error=error)
             )
-            waiting = [row_id for row_id in claimed if row_id not in delivered]
-            # Events after the failed one were not tried: they wait with it, in order.
+            # The failed event and those after it (not tried) wait together, in order.
+            waiting = [claimed_id for claimed_id in claimed if claimed_id not in delivered]
             await session.execute(
                 update(OutboxRow).where(OutboxRow.id.in_(waiting)).values(next_attempt_at=retry_at)
             )

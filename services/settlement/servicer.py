@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.callers import Caller, caller_from_metadata
 from services.common.errors import InvalidArgument
+from services.common.fingerprint import fingerprint, request_fingerprint
 from services.common.paging import decode_page_token, encode_page_token, page_size
 from services.common.values import (
     SHANGHAI,
     date_from_proto,
     date_to_proto,
     money,
+    stored_utc,
     timestamp,
     today_in_china,
 )
@@ -96,13 +98,6 @@ def _request_id(value: str) -> str:
     return value
 
 
-def _without_request_id(message: Any) -> str:
-    copy = type(message)()
-    copy.CopyFrom(message)
-    copy.request_id = ""
-    return wire.digest(copy)
-
-
 def visit_to_proto(row: VisitRow) -> settlement_pb2.Visit:
     """The wire form of a visit."""
     diagnoses = settlement_service_pb2.AdmitVisitRequest.FromString(row.diagnoses).diagnoses
@@ -123,7 +118,7 @@ def visit_to_proto(row: VisitRow) -> settlement_pb2.Visit:
         filing_id=row.filing_id,
         institution_level=row.institution_level,
         setl_id=row.setl_id or "",
-        create_time=timestamp(row.created_at.replace(tzinfo=row.created_at.tzinfo or dt.UTC)),
+        create_time=timestamp(stored_utc(row.created_at)),
     )
     if row.end_date is not None:
         visit.end_date.CopyFrom(date_to_proto(row.end_date))
@@ -277,7 +272,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         begin = _check_admission(request)
-        request_hash = _without_request_id(request)
+        request_hash = request_fingerprint(request)
         async with self._sessions() as session:
             earlier = await SettlementRepository(session).visit_by_request(request_id)
         if earlier is not None:
@@ -403,11 +398,12 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         _check_fee_lines(request.lines)
-        hashes = {line.feedetl_sn: wire.digest(line) for line in request.lines}
+        hashes = {line.feedetl_sn: fingerprint(line) for line in request.lines}
         async with self._sessions() as session:
-            visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
+            repository = SettlementRepository(session)
+            visit = await _visit(repository, request.mdtrt_id, request)
             _require_open_unsettled(visit)
-            stored = {row.feedetl_sn: row for row in await _live(session, visit.mdtrt_id)}
+            stored = {row.feedetl_sn: row for row in await repository.live_lines(visit.mdtrt_id)}
         _refuse_changed_lines(stored, hashes)
         new_lines = [line for line in request.lines if line.feedetl_sn not in stored]
         classified: dict[str, settlement_pb2.ClassifiedFee] = {}
@@ -492,7 +488,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.Settlement:
         _hospital(context)
         request_id = _request_id(request.request_id)
-        request_hash = _without_request_id(request)
+        request_hash = request_fingerprint(request)
         async with self._sessions() as session:
             earlier = await SettlementRepository(session).settlement_by_request(request_id)
         if earlier is not None:
@@ -525,7 +521,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_pb2.Settlement:
         _hospital(context)
         request_id = _request_id(request.request_id)
-        request_hash = _without_request_id(request)
+        request_hash = request_fingerprint(request)
         async with self._sessions.begin() as session:
             repository = SettlementRepository(session)
             earlier = await repository.settlement_by_cancel_request(request_id)
@@ -824,8 +820,7 @@ def _policy_to_proto(row: PolicyRow) -> settlement_pb2.Policy:
     policy = settlement_pb2.Policy.FromString(row.body)
     policy.policy_id = row.policy_id
     policy.version = row.version
-    uploaded = row.uploaded_at.replace(tzinfo=row.uploaded_at.tzinfo or dt.UTC)
-    policy.upload_time.CopyFrom(timestamp(uploaded))
+    policy.upload_time.CopyFrom(timestamp(stored_utc(row.uploaded_at)))
     return policy
 
 
@@ -837,10 +832,6 @@ async def _visit(
     if row is None or row.fixmedins_code != request.fixmedins_code:
         raise VisitNotFound(f"{request.fixmedins_code} has no visit {mdtrt_id}", mdtrtId=mdtrt_id)
     return row
-
-
-async def _live(session: AsyncSession, mdtrt_id: str) -> list[FeeLineRow]:
-    return await SettlementRepository(session).live_lines(mdtrt_id)
 
 
 def _require_open_unsettled(visit: VisitRow) -> None:

@@ -7,10 +7,8 @@ arrives over gRPC or from policies.json.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from decimal import Decimal, InvalidOperation
 
-from google.protobuf.message import Message
 from medsettle.catalogue.v1 import catalogue_pb2, catalogue_service_pb2
 from medsettle.clearing.v1 import ledger_pb2
 from medsettle.settlement.v1 import settlement_pb2
@@ -33,11 +31,6 @@ _STEP_KINDS = {
     "assistance": settlement_pb2.STEP_KIND_ASSISTANCE,
     "account": settlement_pb2.STEP_KIND_ACCOUNT,
 }
-
-
-def digest(message: Message) -> str:
-    """SHA-256 of a message's deterministic encoding: what makes two requests 'the same'."""
-    return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
 
 
 def ratio_text(value: Decimal) -> str:
