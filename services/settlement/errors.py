@@ -135,3 +135,9 @@ class AccumulatorsNotFound(NotFound):
     """The person has no settlement in that year."""
 
     reason = "ACCUMULATORS_NOT_FOUND"
+
+
+class VisitPersonMismatch(FailedPrecondition):
+    """The request names another person than the visit's."""
+
+    reason = "VISIT_PERSON_MISMATCH"

@@ -54,6 +54,7 @@ from services.settlement.errors import (
     VisitExists,
     VisitInvalid,
     VisitNotFound,
+    VisitPersonMismatch,
     VisitSettled,
 )
 from services.settlement.models import (
@@ -131,23 +132,31 @@ def _check_admission(request: settlement_service_pb2.AdmitVisitRequest) -> dt.da
         value = getattr(request, name)
         if not value or len(value) > limit:
             raise VisitInvalid(f"{name} is required, at most {limit} characters", field=name)
-    if request.med_type not in logic.MED_TYPES:
-        raise VisitInvalid(
-            f"med_type must be one of {', '.join(logic.MED_TYPES)}", field="med_type"
-        )
+    _check_med_type(request.med_type)
     if not request.credential_no:
         raise VisitInvalid("credential_no (mdtrt_cert_no) is required", field="credential_no")
-    if len(request.diagnoses) > _MAX_DIAGNOSES:
-        raise VisitInvalid(f"at most {_MAX_DIAGNOSES} diagnoses", field="diagnoses")
-    for index, diagnosis in enumerate(request.diagnoses):
-        if not diagnosis.diag_code or len(diagnosis.diag_code) > 20:
-            raise VisitInvalid(f"diagnoses[{index}].diag_code: 1 to 20 characters")
-        if len(diagnosis.diag_name) > 100:
-            raise VisitInvalid(f"diagnoses[{index}].diag_name: at most 100 characters")
+    _check_diagnoses(request.diagnoses)
     begin = date_from_proto(request.begin_date, "begin_date")
     if begin > today_in_china():
         raise VisitInvalid("begin_date is in the future", field="begin_date")
     return begin
+
+
+def _check_med_type(med_type: str) -> None:
+    if med_type not in logic.MED_TYPES:
+        raise VisitInvalid(
+            f"med_type must be one of {', '.join(logic.MED_TYPES)}", field="med_type"
+        )
+
+
+def _check_diagnoses(diagnoses: Sequence[settlement_pb2.Diagnosis]) -> None:
+    if len(diagnoses) > _MAX_DIAGNOSES:
+        raise VisitInvalid(f"at most {_MAX_DIAGNOSES} diagnoses", field="diagnoses")
+    for index, diagnosis in enumerate(diagnoses):
+        if not diagnosis.diag_code or len(diagnosis.diag_code) > 20:
+            raise VisitInvalid(f"diagnoses[{index}].diag_code: 1 to 20 characters")
+        if len(diagnosis.diag_name) > 100:
+            raise VisitInvalid(f"diagnoses[{index}].diag_name: at most 100 characters")
 
 
 def _check_fee_lines(lines: Sequence[settlement_pb2.FeeLine]) -> None:
@@ -358,6 +367,45 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             row = await _visit(SettlementRepository(session), request.mdtrt_id, request)
         return visit_to_proto(row)
 
+    async def UpdateVisit(
+        self, request: settlement_service_pb2.UpdateVisitRequest, context: Context
+    ) -> settlement_pb2.Visit:
+        _hospital(context)
+        _check_med_type(request.med_type)
+        _check_diagnoses(request.diagnoses)
+        async with self._sessions() as session:
+            visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
+        if (request.med_type == logic.INPATIENT) != (visit.med_type == logic.INPATIENT):
+            raise VisitInvalid(
+                "an outpatient visit stays outpatient and an inpatient one inpatient; "
+                "register the other kind as a new visit",
+                field="med_type",
+            )
+        if request.med_type != visit.med_type:
+            institution = await self._upstreams.institution(visit.fixmedins_code)
+            if request.med_type not in institution.open_for:
+                raise InstitutionNotOpen(
+                    f"{institution.fixmedins_code} is not open for cross-province "
+                    f"{logic.MED_TYPES[request.med_type]} settlement",
+                    medType=request.med_type,
+                )
+        async with self._sessions.begin() as session:
+            repository = SettlementRepository(session)
+            row = await _visit(repository, request.mdtrt_id, request, lock=True)
+            _require_open_unsettled(row)
+            if row.med_type != request.med_type and await repository.live_lines(row.mdtrt_id):
+                raise VisitInvalid(
+                    f"visit {row.mdtrt_id} has fee lines classified as med_type {row.med_type}; "
+                    "cancel them before changing the medical type",
+                    field="med_type",
+                )
+            row.med_type = request.med_type
+            await self._policy_for(repository, row)
+            row.diagnoses = settlement_service_pb2.AdmitVisitRequest(
+                diagnoses=request.diagnoses
+            ).SerializeToString()
+            return visit_to_proto(row)
+
     async def DischargeVisit(
         self, request: settlement_service_pb2.DischargeVisitRequest, context: Context
     ) -> settlement_pb2.Visit:
@@ -373,6 +421,17 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 raise VisitInvalid("end_date is before the admission date", field="end_date")
             row.end_date = end
             row.status = _DISCHARGED
+            return visit_to_proto(row)
+
+    async def ReopenVisit(
+        self, request: settlement_service_pb2.ReopenVisitRequest, context: Context
+    ) -> settlement_pb2.Visit:
+        _hospital(context)
+        async with self._sessions.begin() as session:
+            row = await _visit(SettlementRepository(session), request.mdtrt_id, request, lock=True)
+            _require_open_unsettled(row)
+            row.end_date = None
+            row.status = _OPEN
             return visit_to_proto(row)
 
     async def CancelVisit(
@@ -831,6 +890,11 @@ async def _visit(
     row = await repository.visit(mdtrt_id, lock=lock)
     if row is None or row.fixmedins_code != request.fixmedins_code:
         raise VisitNotFound(f"{request.fixmedins_code} has no visit {mdtrt_id}", mdtrtId=mdtrt_id)
+    psn_no = getattr(request, "psn_no", "")
+    if psn_no and psn_no != row.psn_no:
+        raise VisitPersonMismatch(
+            f"visit {mdtrt_id} is not of person {psn_no}", mdtrtId=mdtrt_id, psnNo=psn_no
+        )
     return row
 
 

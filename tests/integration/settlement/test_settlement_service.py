@@ -463,3 +463,59 @@ async def test_discharge_and_cancelling_an_admission_only_without_a_live_settlem
         grpc.StatusCode.NOT_FOUND,
         "VISIT_NOT_FOUND",
     )
+
+
+async def test_visit_info_changes_the_medical_type_only_before_fees(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE, med_type="11")
+    update = settlement_service_pb2.UpdateVisitRequest(
+        mdtrt_id=visit.mdtrt_id,
+        fixmedins_code=BEIJING_HOSPITAL,
+        psn_no=RETIREE,
+        med_type="14",
+        diagnoses=[settlement_pb2.Diagnosis(diag_code="I10.x00", diag_name="高血压", main=True)],
+    )
+    updated = await settlement.UpdateVisit(update, metadata=GATEWAY)
+    assert (updated.med_type, [d.diag_code for d in updated.diagnoses]) == ("14", ["I10.x00"])
+    to_inpatient = settlement_service_pb2.UpdateVisitRequest()
+    to_inpatient.CopyFrom(update)
+    to_inpatient.med_type = "21"
+    assert await refusal(settlement.UpdateVisit(to_inpatient, metadata=GATEWAY)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "VISIT_INVALID",
+    )
+    await upload(settlement, updated, fee("1", "XD0000", 10_000))
+    update.med_type = "11"
+    assert await refusal(settlement.UpdateVisit(update, metadata=GATEWAY)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "VISIT_INVALID",
+    )
+    update.psn_no = RESIDENT
+    assert await refusal(settlement.UpdateVisit(update, metadata=GATEWAY)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "VISIT_PERSON_MISMATCH",
+    )
+
+
+async def test_a_discharge_is_undone_until_the_visit_is_settled(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE)
+    discharge = settlement_service_pb2.DischargeVisitRequest(
+        mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL, end_date=visit.begin_date
+    )
+    await settlement.DischargeVisit(discharge, metadata=GATEWAY)
+    reopen = settlement_service_pb2.ReopenVisitRequest(
+        mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL, psn_no=RETIREE
+    )
+    reopened = await settlement.ReopenVisit(reopen, metadata=GATEWAY)
+    assert reopened.status == settlement_pb2.VISIT_STATUS_OPEN
+    assert not reopened.HasField("end_date")
+    assert (await settlement.ReopenVisit(reopen, metadata=GATEWAY)).status == reopened.status
+    await upload(settlement, visit, fee("1", "XD0000", 10_000))
+    await settlement.SettleVisit(settle_request(visit, "s-reopened"), metadata=GATEWAY)
+    assert await refusal(settlement.ReopenVisit(reopen, metadata=GATEWAY)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "VISIT_SETTLED",
+    )

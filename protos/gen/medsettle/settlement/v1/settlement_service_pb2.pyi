@@ -206,23 +206,101 @@ class GetVisitRequest(_message.Message):
 
     MDTRT_ID_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     mdtrt_id: _builtins.str
     """The visit."""
     fixmedins_code: _builtins.str
     """The institution asking; a visit of another institution is not found."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     def __init__(
         self,
         *,
         mdtrt_id: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetVisitRequest: _TypeAlias = GetVisitRequest  # noqa: Y015
+
+@_typing.final
+class UpdateVisitRequest(_message.Message):
+    """Request of UpdateVisit (2203)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MDTRT_ID_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
+    MED_TYPE_FIELD_NUMBER: _builtins.int
+    DIAGNOSES_FIELD_NUMBER: _builtins.int
+    mdtrt_id: _builtins.str
+    """The visit."""
+    fixmedins_code: _builtins.str
+    """The institution."""
+    psn_no: _builtins.str
+    """The person (psn_no); the visit must be theirs."""
+    med_type: _builtins.str
+    """Medical type (med_type): "11" general outpatient, "14" outpatient chronic/special disease.
+    The institution must be open for it and the insured place must have a policy for it.
+    """
+    @_builtins.property
+    def diagnoses(self) -> _containers.RepeatedCompositeFieldContainer[_settlement_pb2.Diagnosis]:
+        """Diagnoses; they replace the visit's earlier ones."""
+
+    def __init__(
+        self,
+        *,
+        mdtrt_id: _builtins.str = ...,
+        fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
+        med_type: _builtins.str = ...,
+        diagnoses: _abc.Iterable[_settlement_pb2.Diagnosis] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["diagnoses", b"diagnoses", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "med_type", b"med_type", "psn_no", b"psn_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateVisitRequest: _TypeAlias = UpdateVisitRequest  # noqa: Y015
+
+@_typing.final
+class ReopenVisitRequest(_message.Message):
+    """Request of ReopenVisit (2405, cancel a discharge)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MDTRT_ID_FIELD_NUMBER: _builtins.int
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
+    mdtrt_id: _builtins.str
+    """The visit."""
+    fixmedins_code: _builtins.str
+    """The institution."""
+    psn_no: _builtins.str
+    """The person (psn_no); when set, the visit must be theirs."""
+    def __init__(
+        self,
+        *,
+        mdtrt_id: _builtins.str = ...,
+        fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReopenVisitRequest: _TypeAlias = ReopenVisitRequest  # noqa: Y015
 
 @_typing.final
 class DischargeVisitRequest(_message.Message):
@@ -233,10 +311,15 @@ class DischargeVisitRequest(_message.Message):
     MDTRT_ID_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     END_DATE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     mdtrt_id: _builtins.str
     """The visit."""
     fixmedins_code: _builtins.str
     """The institution."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     @_builtins.property
     def end_date(self) -> _date_pb2.Date:
         """Discharge date, not before the admission date."""
@@ -247,10 +330,11 @@ class DischargeVisitRequest(_message.Message):
         mdtrt_id: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
         end_date: _date_pb2.Date | None = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -265,22 +349,28 @@ class CancelVisitRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     MDTRT_ID_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller's id for this cancellation, at most 64 characters."""
     mdtrt_id: _builtins.str
     """The visit."""
     fixmedins_code: _builtins.str
     """The institution."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         mdtrt_id: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -296,6 +386,7 @@ class UploadFeesRequest(_message.Message):
     MDTRT_ID_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller's id for this upload (the hospital message id), at most 64 characters; recorded on each
     line. Lines are idempotent by feedetl_sn.
@@ -304,6 +395,10 @@ class UploadFeesRequest(_message.Message):
     """The visit."""
     fixmedins_code: _builtins.str
     """The institution."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[_settlement_pb2.FeeLine]:
         """The lines, at most 1,000, each feedetl_sn once."""
@@ -315,10 +410,11 @@ class UploadFeesRequest(_message.Message):
         mdtrt_id: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
         lines: _abc.Iterable[_settlement_pb2.FeeLine] | None = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "lines", b"lines", "mdtrt_id", b"mdtrt_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "lines", b"lines", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -358,6 +454,7 @@ class CancelFeesRequest(_message.Message):
     MDTRT_ID_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     FEEDETL_SN_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller's id for this cancellation, at most 64 characters."""
     mdtrt_id: _builtins.str
@@ -366,6 +463,10 @@ class CancelFeesRequest(_message.Message):
     """The institution."""
     feedetl_sn: _builtins.str
     """The line to cancel; empty or "0000" cancels every live line of the visit."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     def __init__(
         self,
         *,
@@ -373,10 +474,11 @@ class CancelFeesRequest(_message.Message):
         mdtrt_id: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
         feedetl_sn: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedetl_sn", b"feedetl_sn", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedetl_sn", b"feedetl_sn", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -414,12 +516,17 @@ class PreSettleRequest(_message.Message):
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     ACCT_USED_FIELD_NUMBER: _builtins.int
     MEDFEE_SUMAMT_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     mdtrt_id: _builtins.str
     """The visit."""
     fixmedins_code: _builtins.str
     """The institution."""
     acct_used: _builtins.bool
     """Pay from the personal account (acct_used_flag = 1)."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     @_builtins.property
     def medfee_sumamt(self) -> _money_pb2.Money:
         """The hospital's total of the visit's live lines; when set it must match the platform's."""
@@ -431,10 +538,11 @@ class PreSettleRequest(_message.Message):
         fixmedins_code: _builtins.str = ...,
         acct_used: _builtins.bool = ...,
         medfee_sumamt: _money_pb2.Money | None = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_used", b"acct_used", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_used", b"acct_used", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "medfee_sumamt", b"medfee_sumamt", "psn_no", b"psn_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -451,6 +559,7 @@ class SettleVisitRequest(_message.Message):
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
     ACCT_USED_FIELD_NUMBER: _builtins.int
     MEDFEE_SUMAMT_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller's id for this settlement (the hospital message id), at most 64 characters. A repeat
     returns the first result unchanged; the same id with another request is refused.
@@ -461,6 +570,10 @@ class SettleVisitRequest(_message.Message):
     """The institution."""
     acct_used: _builtins.bool
     """Pay from the personal account (acct_used_flag = 1)."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     @_builtins.property
     def medfee_sumamt(self) -> _money_pb2.Money:
         """The hospital's total of the visit's live lines; when set it must match the platform's."""
@@ -473,10 +586,11 @@ class SettleVisitRequest(_message.Message):
         fixmedins_code: _builtins.str = ...,
         acct_used: _builtins.bool = ...,
         medfee_sumamt: _money_pb2.Money | None = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_used", b"acct_used", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "medfee_sumamt", b"medfee_sumamt", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_used", b"acct_used", "fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "medfee_sumamt", b"medfee_sumamt", "psn_no", b"psn_no", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -492,6 +606,7 @@ class CancelSettlementRequest(_message.Message):
     SETL_ID_FIELD_NUMBER: _builtins.int
     MDTRT_ID_FIELD_NUMBER: _builtins.int
     FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller's id for this cancellation, at most 64 characters; a repeat returns the first result."""
     setl_id: _builtins.str
@@ -500,6 +615,10 @@ class CancelSettlementRequest(_message.Message):
     """The visit it belongs to."""
     fixmedins_code: _builtins.str
     """The institution."""
+    psn_no: _builtins.str
+    """The person the hospital believes the visit is of (psn_no, sent with every national visit
+    call); when set, a visit of another person is refused with VISIT_PERSON_MISMATCH.
+    """
     def __init__(
         self,
         *,
@@ -507,10 +626,11 @@ class CancelSettlementRequest(_message.Message):
         setl_id: _builtins.str = ...,
         mdtrt_id: _builtins.str = ...,
         fixmedins_code: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "request_id", b"request_id", "setl_id", b"setl_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fixmedins_code", b"fixmedins_code", "mdtrt_id", b"mdtrt_id", "psn_no", b"psn_no", "request_id", b"request_id", "setl_id", b"setl_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

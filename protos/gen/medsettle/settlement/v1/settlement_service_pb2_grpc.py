@@ -59,9 +59,19 @@ class SettlementServiceStub:
                 request_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.GetVisitRequest.SerializeToString,
                 response_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
                 _registered_method=True)
+        self.UpdateVisit = channel.unary_unary(
+                '/medsettle.settlement.v1.SettlementService/UpdateVisit',
+                request_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.UpdateVisitRequest.SerializeToString,
+                response_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
+                _registered_method=True)
         self.DischargeVisit = channel.unary_unary(
                 '/medsettle.settlement.v1.SettlementService/DischargeVisit',
                 request_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.DischargeVisitRequest.SerializeToString,
+                response_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
+                _registered_method=True)
+        self.ReopenVisit = channel.unary_unary(
+                '/medsettle.settlement.v1.SettlementService/ReopenVisit',
+                request_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.ReopenVisitRequest.SerializeToString,
                 response_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
                 _registered_method=True)
         self.CancelVisit = channel.unary_unary(
@@ -148,8 +158,23 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateVisit(self, request, context):
+        """Records the visit information uploaded after registration (2203): the medical type and the
+        diagnoses. Allowed while the visit is open, unsettled and has no live fee lines.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DischargeVisit(self, request, context):
         """Records the discharge of an inpatient visit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReopenVisit(self, request, context):
+        """Undoes a discharge (2405) while the visit is unsettled; repeating it changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,9 +269,19 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     request_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.GetVisitRequest.FromString,
                     response_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.SerializeToString,
             ),
+            'UpdateVisit': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateVisit,
+                    request_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.UpdateVisitRequest.FromString,
+                    response_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.SerializeToString,
+            ),
             'DischargeVisit': grpc.unary_unary_rpc_method_handler(
                     servicer.DischargeVisit,
                     request_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.DischargeVisitRequest.FromString,
+                    response_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.SerializeToString,
+            ),
+            'ReopenVisit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReopenVisit,
+                    request_deserializer=medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.ReopenVisitRequest.FromString,
                     response_serializer=medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.SerializeToString,
             ),
             'CancelVisit': grpc.unary_unary_rpc_method_handler(
@@ -418,6 +453,33 @@ class SettlementService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateVisit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.settlement.v1.SettlementService/UpdateVisit',
+            medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.UpdateVisitRequest.SerializeToString,
+            medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DischargeVisit(request,
             target,
             options=(),
@@ -433,6 +495,33 @@ class SettlementService:
             target,
             '/medsettle.settlement.v1.SettlementService/DischargeVisit',
             medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.DischargeVisitRequest.SerializeToString,
+            medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReopenVisit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.settlement.v1.SettlementService/ReopenVisit',
+            medsettle_dot_settlement_dot_v1_dot_settlement__service__pb2.ReopenVisitRequest.SerializeToString,
             medsettle_dot_settlement_dot_v1_dot_settlement__pb2.Visit.FromString,
             options,
             channel_credentials,

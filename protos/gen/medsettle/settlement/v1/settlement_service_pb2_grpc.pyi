@@ -50,8 +50,14 @@ class SettlementServiceStub:
     """
     GetVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.GetVisitRequest, _settlement_pb2.Visit]
     """Returns one visit."""
+    UpdateVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.UpdateVisitRequest, _settlement_pb2.Visit]
+    """Records the visit information uploaded after registration (2203): the medical type and the
+    diagnoses. Allowed while the visit is open, unsettled and has no live fee lines.
+    """
     DischargeVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.DischargeVisitRequest, _settlement_pb2.Visit]
     """Records the discharge of an inpatient visit."""
+    ReopenVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.ReopenVisitRequest, _settlement_pb2.Visit]
+    """Undoes a discharge (2405) while the visit is unsettled; repeating it changes nothing."""
     CancelVisit: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.CancelVisitRequest, _settlement_pb2.Visit]
     """Cancels an admission that has no live settlement. Idempotent by request_id."""
     UploadFees: _grpc.UnaryUnaryMultiCallable[_settlement_service_pb2.UploadFeesRequest, _settlement_service_pb2.UploadFeesResponse]
@@ -98,8 +104,14 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """
     GetVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.GetVisitRequest, _settlement_pb2.Visit]  # type: ignore[assignment]
     """Returns one visit."""
+    UpdateVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.UpdateVisitRequest, _settlement_pb2.Visit]  # type: ignore[assignment]
+    """Records the visit information uploaded after registration (2203): the medical type and the
+    diagnoses. Allowed while the visit is open, unsettled and has no live fee lines.
+    """
     DischargeVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.DischargeVisitRequest, _settlement_pb2.Visit]  # type: ignore[assignment]
     """Records the discharge of an inpatient visit."""
+    ReopenVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.ReopenVisitRequest, _settlement_pb2.Visit]  # type: ignore[assignment]
+    """Undoes a discharge (2405) while the visit is unsettled; repeating it changes nothing."""
     CancelVisit: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.CancelVisitRequest, _settlement_pb2.Visit]  # type: ignore[assignment]
     """Cancels an admission that has no live settlement. Idempotent by request_id."""
     UploadFees: _aio.UnaryUnaryMultiCallable[_settlement_service_pb2.UploadFeesRequest, _settlement_service_pb2.UploadFeesResponse]  # type: ignore[assignment]
@@ -169,12 +181,30 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns one visit."""
 
     @_abc_1.abstractmethod
+    def UpdateVisit(
+        self,
+        request: _settlement_service_pb2.UpdateVisitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Visit, _abc.Awaitable[_settlement_pb2.Visit]]:
+        """Records the visit information uploaded after registration (2203): the medical type and the
+        diagnoses. Allowed while the visit is open, unsettled and has no live fee lines.
+        """
+
+    @_abc_1.abstractmethod
     def DischargeVisit(
         self,
         request: _settlement_service_pb2.DischargeVisitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.Visit, _abc.Awaitable[_settlement_pb2.Visit]]:
         """Records the discharge of an inpatient visit."""
+
+    @_abc_1.abstractmethod
+    def ReopenVisit(
+        self,
+        request: _settlement_service_pb2.ReopenVisitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.Visit, _abc.Awaitable[_settlement_pb2.Visit]]:
+        """Undoes a discharge (2405) while the visit is unsettled; repeating it changes nothing."""
 
     @_abc_1.abstractmethod
     def CancelVisit(
