@@ -1,62 +1,89 @@
-"""The gateway's ASGI application, built by `create_app`; one gRPC channel per upstream."""
+"""The gateway's ASGI application, built by `create_app`.
+
+Storage (the gateway's own database and cache) and the upstream channels are opened in the
+lifespan, inside the serving event loop, and closed with it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import grpc
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.config import GatewaySettings
-from services.common.channels import make_channel
+from gateway.hospital import HOSPITAL_PATH, HospitalInterface
+from gateway.models import MIGRATIONS_DIR, Base
+from gateway.rest import router
+from gateway.upstreams import Upstreams
+from services.common.interceptors import serve_with_deadline
+from services.common.runtime import open_storage
 
 
-class Upstreams:
-    """The gateway's channels to the services, opened at start-up and shared by all requests."""
-
-    def __init__(self, settings: GatewaySettings, provider: TracerProvider) -> None:
-        tracer = provider.get_tracer("gateway")
-        self.channels: dict[str, grpc.aio.Channel] = {
-            name: make_channel(target, tracer=tracer, default_timeout_s=settings.request_timeout_s)
-            for name, target in settings.targets().items()
-        }
-
-    async def health(self) -> dict[str, str]:
-        """Each upstream's gRPC health status name (UNAVAILABLE when it does not answer)."""
-
-        async def check(channel: grpc.aio.Channel) -> str:
-            stub = health_pb2_grpc.HealthStub(channel)
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-            except grpc.aio.AioRpcError as error:
-                return str(error.code().name)
-            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
-
-        names = list(self.channels)
-        statuses = await asyncio.gather(*(check(self.channels[name]) for name in names))
-        return dict(zip(names, statuses, strict=True))
-
-    async def close(self) -> None:
-        """Close every channel."""
-        await asyncio.gather(*(channel.close() for channel in self.channels.values()))
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The body, but never more than limit + 1 bytes read (the excess is refused later)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return b" " * (limit + 1)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)
 
 
 def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
-    """The gateway application; its upstream channels live as long as the app's lifespan."""
+    """The gateway application."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Channels belong to the event loop that serves requests, so they are opened here.
-        app.state.upstreams = Upstreams(settings, provider)
-        yield
-        await app.state.upstreams.close()
+        storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+        upstreams = Upstreams(
+            settings.targets(), provider.get_tracer("gateway"), settings.request_timeout_s
+        )
+        app.state.upstreams = upstreams
+        app.state.hospital = HospitalInterface(settings, storage.sessions, storage.cache, upstreams)
+        try:
+            yield
+        finally:
+            await upstreams.close()
+            await storage.close()
 
-    app = FastAPI(title="medsettle gateway", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="medsettle gateway",
+        version="1",
+        description="The national hospital interface (POST "
+        + HOSPITAL_PATH
+        + ") and REST for insured persons and the public.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse(
+            {"error": {"reason": "INVALID_REQUEST", "message": f"{field}: {first.get('msg')}"}},
+            status_code=400,
+        )
+
+    @app.post(
+        HOSPITAL_PATH,
+        summary="National hospital interface (infno in the body selects the transaction)",
+        response_description="The national response envelope; refusals are infcode -1",
+    )
+    async def call_service(request: Request) -> Response:
+        serve_with_deadline(settings.request_timeout_s)
+        body = await _bounded_body(request, settings.max_body_bytes)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        answer = await request.app.state.hospital.handle(headers, body)
+        return Response(answer, media_type="application/json; charset=utf-8")
 
     @app.get("/healthz", summary="Gateway and upstream health")
     async def healthz(request: Request) -> JSONResponse:
@@ -67,4 +94,5 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
             status_code=200 if serving else 503,
         )
 
+    app.include_router(router())
     return app

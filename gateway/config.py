@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from services.common.config import ProcessSettings
 
 UPSTREAMS = ("identity", "filing", "catalogue", "settlement", "clearing")
 
 
-class GatewaySettings(BaseSettings):
-    """Where the gateway listens and where its upstream services are."""
+class GatewaySettings(ProcessSettings):
+    """Where the gateway listens, where its services are, its database and its limits."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
@@ -30,10 +32,14 @@ class GatewaySettings(BaseSettings):
     """gRPC address of the clearing service."""
     request_timeout_s: float = Field(default=3.0, gt=0)
     """Budget of one hospital request across every hop behind the gateway."""
-    log_level: str = "INFO"
-    """Root log level."""
-    log_json: bool = True
-    """JSON log lines (production); plain text when false."""
+    timestamp_window_s: int = Field(default=300, gt=0)
+    """How far x-tif-timestamp may be from the gateway's clock, either way."""
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    """Largest request body accepted (1,000 fee lines take about 600 KB)."""
+    session_ttl_s: int = Field(default=86_400, gt=0)
+    """How long a sign-in (9001) stays valid without a sign-out."""
+    response_cache_ttl_s: int = Field(default=86_400, gt=0)
+    """How long a stored response is also kept in the cache, the fast path of a repeat."""
 
     def targets(self) -> dict[str, str]:
         """Upstream name -> gRPC address."""

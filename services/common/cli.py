@@ -12,12 +12,16 @@ from pathlib import Path
 
 import uvloop
 
+from gateway.credentials import issue_credentials
+from gateway.envelope import EnvelopeError
 from services.bundle_loader import LoadReport, load_bundle
 from services.common.log import configure_logging
 from services.common.mesh import Mesh, MeshConfig
 from services.demo_bundle import write_demo_bundle
 
 _LOGGER = logging.getLogger("medsettle")
+# The institution whose credentials `medsettle up --demo` issues and prints.
+DEMO_INSTITUTION = "H11010000001"
 
 
 def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +55,42 @@ def _add_load(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     load.set_defaults(handler=_load)
 
 
+def _add_hospital_credentials(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    issue = commands.add_parser(
+        "hospital-credentials",
+        help="issue (or re-issue) an institution's gateway credentials: paasid and secret",
+    )
+    issue.add_argument("fixmedins_code", help="the designated institution, e.g. H11010000001")
+    issue.add_argument(
+        "--endpoints",
+        type=Path,
+        default=Path("var/endpoints.json"),
+        help="endpoints.json written by medsettle up (default var/endpoints.json)",
+    )
+    issue.set_defaults(handler=_hospital_credentials)
+
+
+def _hospital_credentials(args: argparse.Namespace) -> int:
+    try:
+        endpoints = json.loads(args.endpoints.read_text())
+    except (OSError, ValueError) as error:
+        print(f"cannot read {args.endpoints}: {error}", file=sys.stderr)
+        return 2
+    try:
+        issued = uvloop.run(
+            issue_credentials(
+                args.fixmedins_code, endpoints["catalogue"], endpoints["gateway_database"]
+            )
+        )
+    except EnvelopeError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    print(json.dumps({"paasid": issued["paasid"], "secret": issued["secret"]}), flush=True)
+    return 0
+
+
 def _print_report(report: LoadReport) -> None:
     for file_report in report.files:
         print(file_report.line(), flush=True)
@@ -80,6 +120,10 @@ async def _run_mesh(config: MeshConfig, demo: bool) -> int:
         bundle_dir = write_demo_bundle(config.data_dir / "demo-bundle")
         print(f"loading the demo bundle from {bundle_dir}", flush=True)
         _print_report(await load_bundle(bundle_dir, endpoints))
+        issued = await issue_credentials(
+            DEMO_INSTITUTION, endpoints["catalogue"], endpoints["gateway_database"]
+        )
+        print(f"demo institution credentials: {json.dumps(issued)}", flush=True)
     print(json.dumps(endpoints, indent=2), flush=True)
     print(f"endpoints written to {mesh.endpoints_path}; Ctrl-C stops the mesh", flush=True)
     stop_requested = asyncio.Event()
@@ -118,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_up(commands)
     _add_load(commands)
+    _add_hospital_credentials(commands)
     return parser
 
 

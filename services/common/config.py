@@ -13,17 +13,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ServiceSettings(BaseSettings):
-    """What every gRPC service needs to start."""
+class ProcessSettings(BaseSettings):
+    """What every process with its own database needs: the services and the gateway."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "medsettle"
-    """Name used in logs, spans and the health service."""
-    grpc_host: str = "127.0.0.1"
-    """Address the gRPC server binds; `0.0.0.0` in containers."""
-    grpc_port: int = 0
-    """gRPC port; 0 picks a free one (tests)."""
+    """Name used in logs, spans, the health service and the SQLite file name."""
     data_dir: Path = Path("var")
     """Where the embedded SQLite database lives when no database_url is given."""
     database_url: str = ""
@@ -36,15 +32,24 @@ class ServiceSettings(BaseSettings):
     """Root log level."""
     log_json: bool = True
     """JSON log lines (production); plain text when false."""
+
+    def sqlalchemy_url(self) -> str:
+        """The database URL to use: the configured one, else the process's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.sqlite')}"
+
+
+class ServiceSettings(ProcessSettings):
+    """What every gRPC service needs to start."""
+
+    grpc_host: str = "127.0.0.1"
+    """Address the gRPC server binds; `0.0.0.0` in containers."""
+    grpc_port: int = 0
+    """gRPC port; 0 picks a free one (tests)."""
     default_timeout_s: float = Field(default=3.0, gt=0)
     """Deadline for an outbound call when no inbound deadline is being propagated."""
     shutdown_grace_s: float = Field(default=5.0, ge=0)
     """How long in-flight RPCs may finish after SIGTERM."""
     max_concurrent_rpcs: int = Field(default=256, gt=0)
     """Calls beyond this are refused with RESOURCE_EXHAUSTED instead of queueing without bound."""
-
-    def sqlalchemy_url(self) -> str:
-        """The database URL to use: the configured one, else the service's SQLite file."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.sqlite')}"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import CursorResult, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -78,3 +79,15 @@ def _make_sqlite_serializable(engine: AsyncEngine) -> None:
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose loaded objects stay usable after commit (they are mapped to protos later)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def insert_missing(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:
+    """Insert a row unless its key exists; True when this call inserted it.
+
+    ON CONFLICT DO NOTHING on both backends, so a concurrent inserter never raises here: the
+    loser sees False and reads the winner's row.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1

@@ -112,7 +112,7 @@ class UpstreamUnavailable(Unavailable):
 
 
 # Codes that say the upstream could not answer, as opposed to a refusal the caller can act on.
-_UNANSWERED = frozenset(
+UNANSWERED_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -133,7 +133,7 @@ def passed_on(error: grpc.aio.AioRpcError, upstream: str) -> DomainError:
     UNAVAILABLE / UPSTREAM_UNAVAILABLE naming the upstream, never its internals.
     """
     info = None
-    if error.code() not in _UNANSWERED:
+    if error.code() not in UNANSWERED_CODES:
         try:
             info = error_info(error)
         except ValueError:  # a status whose details contradict its code: not trusted

@@ -28,6 +28,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # Port order: the first service listens on base_port, the next on base_port + 1, ...
 SERVICES = ("identity", "filing", "catalogue", "settlement", "clearing")
+# Every process with a database of its own.
+DATABASE_OWNERS = (*SERVICES, "gateway")
 
 
 @dataclass
@@ -57,9 +59,13 @@ class MeshConfig:
         return self.base_port + SERVICES.index(name)
 
     def endpoints(self) -> dict[str, str]:
-        """What endpoints.json holds: gRPC host:port per service, the gateway's base URL."""
+        """What endpoints.json holds: gRPC host:port per service, the gateway's base URL and the
+        gateway's database (for `medsettle hospital-credentials`)."""
         found = {name: f"{self.host}:{self.service_port(name)}" for name in SERVICES}
         found["gateway"] = f"http://{self.host}:{self.gateway_port}"
+        found["gateway_database"] = database_url(self, "gateway") or (
+            f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
+        )
         return found
 
 
@@ -77,7 +83,7 @@ async def create_databases(config: MeshConfig) -> None:
         return
     connection = await asyncpg.connect(config.postgres_url.rstrip("/") + "/postgres")
     try:
-        for service in SERVICES:
+        for service in DATABASE_OWNERS:
             name = f"{config.database_prefix}_{service}"
             exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if not exists:
@@ -92,7 +98,7 @@ async def drop_databases(config: MeshConfig) -> None:
         return
     connection = await asyncpg.connect(config.postgres_url.rstrip("/") + "/postgres")
     try:
-        for service in SERVICES:
+        for service in DATABASE_OWNERS:
             name = f"{config.database_prefix}_{service}"
             await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -104,10 +110,10 @@ def child_environment(config: MeshConfig) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(tuple(f"{name.upper()}_" for name in (*SERVICES, "gateway")))
+        if not key.startswith(tuple(f"{name.upper()}_" for name in DATABASE_OWNERS))
     }
     targets = {name: f"{config.host}:{config.service_port(name)}" for name in SERVICES}
-    for name in (*SERVICES, "gateway"):
+    for name in DATABASE_OWNERS:
         prefix = name.upper()
         env[f"{prefix}_LOG_JSON"] = "true" if config.log_json else "false"
         for upstream, target in targets.items():
@@ -116,6 +122,8 @@ def child_environment(config: MeshConfig) -> dict[str, str]:
         prefix = name.upper()
         env[f"{prefix}_GRPC_HOST"] = config.host
         env[f"{prefix}_GRPC_PORT"] = str(config.service_port(name))
+    for name in DATABASE_OWNERS:
+        prefix = name.upper()
         env[f"{prefix}_DATA_DIR"] = str(config.data_dir.resolve())
         env[f"{prefix}_DATABASE_URL"] = database_url(config, name)
         env[f"{prefix}_REDIS_URL"] = config.redis_url

@@ -18,7 +18,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.cache import Cache, make_redis
-from services.common.config import ServiceSettings
+from services.common.config import ProcessSettings, ServiceSettings
 from services.common.db import make_engine, make_session_factory
 from services.common.log import configure_logging
 from services.common.migrations import upgrade_to_head
@@ -45,7 +45,7 @@ class Storage:
 
 
 async def open_storage(
-    settings: ServiceSettings, metadata: MetaData, migrations_dir: Path
+    settings: ProcessSettings, metadata: MetaData, migrations_dir: Path
 ) -> Storage:
     """Connect, migrate to head, and build the cache (Redis when configured)."""
     engine = make_engine(settings.sqlalchemy_url())

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import insert_missing
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -31,12 +31,6 @@ class SettlementRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def _insert_missing(self, model: type[T], values: dict[str, Any]) -> None:
-        """Insert a row unless its key exists (a concurrent inserter may win; that is fine)."""
-        dialect = self._session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        await self._session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
     # --- policies ---
 
@@ -151,7 +145,7 @@ class SettlementRepository:
 
     async def _locked(self, model: type[T], key: dict[str, Any], zero: dict[str, Any]) -> T:
         """The row with this key, inserted with `zero` values when missing, locked until commit."""
-        await self._insert_missing(model, {**key, **zero})
+        await insert_missing(self._session, model, {**key, **zero})
         query = select(model).filter_by(**key).with_for_update()
         row = await self._session.scalar(query.execution_options(populate_existing=True))
         assert row is not None

@@ -290,6 +290,10 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         person = await self._upstreams.insured_person(
             request.credential_type, request.credential_no, request.card_sn, request.insutype
         )
+        if request.psn_no and request.psn_no != person.psn_no:
+            raise VisitPersonMismatch(
+                f"the credential is not of person {request.psn_no}", psnNo=request.psn_no
+            )
         institution = await self._upstreams.institution(request.fixmedins_code)
         if person.insuplc_admdvs[:2] == institution.admdvs[:2]:
             raise NotCrossProvince(

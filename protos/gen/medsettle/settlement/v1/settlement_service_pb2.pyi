@@ -147,6 +147,7 @@ class AdmitVisitRequest(_message.Message):
     BEGIN_DATE_FIELD_NUMBER: _builtins.int
     EMERGENCY_FIELD_NUMBER: _builtins.int
     DIAGNOSES_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller's id for this admission (the hospital message id), at most 64 characters; a repeat
     returns the first visit.
@@ -167,6 +168,10 @@ class AdmitVisitRequest(_message.Message):
     """Medical type: "21" inpatient, "11" ordinary outpatient, "14" chronic-disease outpatient."""
     emergency: _builtins.bool
     """Emergency visit (er_flag = 1): needs no filing."""
+    psn_no: _builtins.str
+    """The person the hospital expects (psn_no from 1101); when set, a credential of another person
+    is refused with VISIT_PERSON_MISMATCH.
+    """
     @_builtins.property
     def begin_date(self) -> _date_pb2.Date:
         """Admission or registration date (Asia/Shanghai)."""
@@ -189,10 +194,11 @@ class AdmitVisitRequest(_message.Message):
         begin_date: _date_pb2.Date | None = ...,
         emergency: _builtins.bool = ...,
         diagnoses: _abc.Iterable[_settlement_pb2.Diagnosis] | None = ...,
+        psn_no: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "card_sn", b"card_sn", "credential_no", b"credential_no", "credential_type", b"credential_type", "diagnoses", b"diagnoses", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "insutype", b"insutype", "ipt_otp_no", b"ipt_otp_no", "med_type", b"med_type", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "card_sn", b"card_sn", "credential_no", b"credential_no", "credential_type", b"credential_type", "diagnoses", b"diagnoses", "emergency", b"emergency", "fixmedins_code", b"fixmedins_code", "insutype", b"insutype", "ipt_otp_no", b"ipt_otp_no", "med_type", b"med_type", "psn_no", b"psn_no", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,403 @@
+"""The national hospital interface: one signed, signed-in, idempotent message at a time.
+
+`HospitalInterface.handle` takes the HTTP headers and body and always returns the bytes of a
+national response envelope: a refusal is `infcode -1` with an `err_msg` naming the cause, never an
+HTTP error. The order of checks: size and JSON, signature and timestamp, envelope, the paasid's
+institution, nonce, sign-in session, then the msgid (a repeat gets the stored bytes), then the
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway import codec
+from gateway.auth import check_signature, signed_headers
+from gateway.config import GatewaySettings
+from gateway.envelope import Envelope, EnvelopeError, inf_refmsgid, parse_envelope, response
+from gateway.models import DONE, PENDING, REVERSED, MessageRow, SessionRow
+from gateway.repository import GatewayRepository
+from gateway.transactions.base import Call, Outcome
+from gateway.transactions.registry import NOT_YET_AVAILABLE, REVERSIBLE, SERVICE_TRANSACTIONS
+from gateway.transactions.settlements import cancel_settlement_by_id
+from gateway.transactions.visits import cancel_visit_by_id
+from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
+from services.common.cache import Cache
+from services.common.values import SHANGHAI, stored_utc
+
+_LOGGER = logging.getLogger(__name__)
+# The national front-end path every HIS adapter already calls.
+HOSPITAL_PATH = "/fsi/api/rsfComIfsService/callService"
+_SIGN_IN = "9001"
+_NO_AREA = "000000"
+
+
+class _Answered(Exception):
+    """The message already has its answer (a stored response, or a conflict)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("answered")
+        self.body = body
+
+
+@dataclass(frozen=True)
+class _Received:
+    envelope: Envelope
+    request_hash: str
+    canonical: bytes
+
+
+def _area_of(body: Any) -> str:
+    """The receiver area for inf_refmsgid: the hospital's province, when it can be read."""
+    area = body.get("mdtrtarea_admvs") if isinstance(body, dict) else None
+    if isinstance(area, str) and len(area) == 6 and area.isdigit():
+        return area[:2] + "0000"
+    return _NO_AREA
+
+
+class HospitalInterface:
+    """Authenticates, deduplicates and dispatches hospital messages."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        sessions: async_sessionmaker[AsyncSession],
+        cache: Cache,
+        upstreams: Upstreams,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._cache = cache
+        self._upstreams = upstreams
+        self._clock = clock
+        self._own: dict[str, Callable[[Call], Awaitable[Outcome]]] = {
+            _SIGN_IN: self._sign_in,
+            "9002": self._sign_out,
+            "2601": self._reverse,
+        }
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    def _refusal(self, area: str, received: dt.datetime, message: str) -> bytes:
+        refmsgid = inf_refmsgid(area, received)
+        return codec.encode(response(refmsgid, received, self._now(), err_msg=message))
+
+    async def handle(self, headers: Mapping[str, str], body: bytes) -> bytes:
+        """The response envelope for one request."""
+        received = self._now()
+        area = _NO_AREA
+        try:
+            if len(body) > self._settings.max_body_bytes:
+                raise EnvelopeError(
+                    f"the request body is larger than {self._settings.max_body_bytes} bytes"
+                )
+            signed = signed_headers(headers)
+            parsed = codec.decode(body)
+            area = _area_of(parsed)
+            message = await self._authenticate(signed, parsed)
+            return await self._process(message, area, received)
+        except _Answered as answered:
+            return answered.body
+        except EnvelopeError as error:
+            return self._refusal(area, received, str(error))
+        except Exception:  # a bug must still answer in the national form, without internals
+            _LOGGER.exception("hospital message failed")
+            return self._refusal(
+                area,
+                received,
+                "the platform failed to process the message; send the same msgid again, "
+                "or reverse it with 2601",
+            )
+
+    async def _authenticate(self, signed: Any, parsed: Any) -> _Received:
+        async with self._sessions() as session:
+            credential = await GatewayRepository(session).credential_by_paasid(signed.paasid)
+        if credential is None:
+            raise EnvelopeError(f"x-tif-paasid {signed.paasid} is not known")
+        check_signature(signed, credential.secret, self._clock(), self._settings.timestamp_window_s)
+        envelope = parse_envelope(parsed)
+        if envelope.fixmedins_code != credential.fixmedins_code:
+            raise EnvelopeError(
+                f"x-tif-paasid {signed.paasid} does not belong to fixmedins_code "
+                f"{envelope.fixmedins_code}"
+            )
+        async with self._sessions.begin() as session:
+            fresh = await GatewayRepository(session).use_nonce(
+                signed.paasid, signed.nonce, self._now()
+            )
+        if not fresh:
+            raise EnvelopeError(f"x-tif-nonce {signed.nonce} was already used")
+        canonical = codec.encode(parsed, canonical=True)
+        return _Received(envelope, hashlib.sha256(canonical).hexdigest(), canonical)
+
+    async def _require_session(self, envelope: Envelope) -> None:
+        if envelope.infno == _SIGN_IN:
+            return
+        if not envelope.sign_no:
+            raise EnvelopeError("sign_no is required: sign in with 9001 first")
+        async with self._sessions() as session:
+            row = await GatewayRepository(session).session(envelope.sign_no)
+        now = self._now()
+        if row is None or row.fixmedins_code != envelope.fixmedins_code:
+            raise EnvelopeError(f"sign_no {envelope.sign_no} is not a sign-in of this institution")
+        if row.signed_out_at is not None:
+            raise EnvelopeError(f"sign_no {envelope.sign_no} was signed out; sign in with 9001")
+        if stored_utc(row.expires_at) <= now:
+            raise EnvelopeError(f"sign_no {envelope.sign_no} has expired; sign in with 9001")
+
+    def _handler(self, infno: str) -> Callable[[Call], Awaitable[Outcome]]:
+        if infno in NOT_YET_AVAILABLE:
+            raise EnvelopeError(NOT_YET_AVAILABLE[infno])
+        handler = self._own.get(infno) or SERVICE_TRANSACTIONS.get(infno)
+        if handler is None:
+            raise EnvelopeError(f"infno {infno} is not a transaction of this platform")
+        return handler
+
+    async def _process(self, message: _Received, area: str, received: dt.datetime) -> bytes:
+        envelope = message.envelope
+        await self._require_session(envelope)
+        handler = self._handler(envelope.infno)
+        await self._claim(message, area, received)
+        call = Call(envelope, self._upstreams, received)
+        try:
+            outcome = await handler(call)
+        except EnvelopeError:
+            await self._release(message)
+            raise
+        except ServiceRefused as refused:
+            body = self._refusal(area, received, refused.message)
+            if not refused.final:
+                return body  # nothing was decided: the msgid stays open for a repeat or a 2601
+            return await self._store(message, body, "")
+        refmsgid = inf_refmsgid(area, received)
+        body = codec.encode(response(refmsgid, received, self._now(), output=outcome.output))
+        return await self._store(message, body, outcome.reference)
+
+    # --- msgid idempotency ---
+
+    def _cache_key(self, envelope: Envelope) -> str:
+        return f"msg:{envelope.fixmedins_code}:{envelope.msgid}"
+
+    async def _claim(self, message: _Received, area: str, received: dt.datetime) -> None:
+        """Record the msgid as PENDING, or answer from what is stored for it."""
+        envelope = message.envelope
+        key = self._cache_key(envelope)
+        cached = (await self._cache.get_many([key])).get(key)
+        if cached is not None and cached[:64].decode() == message.request_hash:
+            raise _Answered(cached[64:])
+        row = MessageRow(
+            fixmedins_code=envelope.fixmedins_code,
+            msgid=envelope.msgid,
+            infno=envelope.infno,
+            state=PENDING,
+            request_hash=message.request_hash,
+            request_body=message.canonical,
+            response=None,
+            reference="",
+            reversed_by="",
+            created_at=received,
+        )
+        async with self._sessions.begin() as session:
+            stored = await GatewayRepository(session).claim(row)
+        self._answer_from(stored, message.request_hash, area, received)
+
+    def _answer_from(
+        self, stored: MessageRow, request_hash: str, area: str, received: dt.datetime
+    ) -> None:
+        """Raise _Answered unless the message is still to be processed (PENDING, same body)."""
+        if stored.state == REVERSED:
+            raise _Answered(
+                self._refusal(
+                    area,
+                    received,
+                    f"msgid {stored.msgid} was reversed by 2601 (msgid {stored.reversed_by}); "
+                    "use a new msgid",
+                )
+            )
+        if stored.request_hash != request_hash:
+            raise _Answered(
+                self._refusal(
+                    area,
+                    received,
+                    f"msgid {stored.msgid} was already used for another request "
+                    f"(infno {stored.infno}); use a new msgid",
+                )
+            )
+        if stored.state == DONE and stored.response is not None:
+            raise _Answered(stored.response)
+
+    async def _release(self, message: _Received) -> None:
+        """A refused input decided nothing: the msgid may be used again with a corrected body."""
+        envelope = message.envelope
+        async with self._sessions.begin() as session:
+            repository = GatewayRepository(session)
+            row = await repository.message(envelope.fixmedins_code, envelope.msgid, lock=True)
+            if (
+                row is not None
+                and row.state == PENDING
+                and row.request_hash == message.request_hash
+            ):
+                await session.delete(row)
+
+    async def _store(self, message: _Received, body: bytes, reference: str) -> bytes:
+        """Make `body` the message's final answer, unless another request got there first."""
+        envelope = message.envelope
+        async with self._sessions.begin() as session:
+            repository = GatewayRepository(session)
+            if not await repository.finish(
+                envelope.fixmedins_code, envelope.msgid, body, reference
+            ):
+                stored = await repository.message(envelope.fixmedins_code, envelope.msgid)
+                assert stored is not None
+                if stored.state == REVERSED:
+                    return self._refusal(
+                        _NO_AREA,
+                        self._now(),
+                        f"msgid {stored.msgid} was reversed by 2601 (msgid {stored.reversed_by})",
+                    )
+                assert stored.response is not None
+                return stored.response
+        # The cache entry is the request fingerprint (64 hex characters) followed by the response.
+        await self._cache.set_many(
+            {self._cache_key(envelope): message.request_hash.encode() + body},
+            self._settings.response_cache_ttl_s,
+        )
+        return body
+
+    # --- the gateway's own transactions ---
+
+    async def _sign_in(self, call: Call) -> Outcome:
+        """9001: open a session; its sign_no goes into every later envelope."""
+        node = call.input.child("signIn")
+        opter_no = node.text("opter_no", 20)
+        node.text("mac", 20, required=False)
+        node.text("ip", 20)
+        now = self._now()
+        sign_no = f"{now.astimezone(SHANGHAI):%Y%m%d%H%M%S}{secrets.randbelow(10**16):016d}"
+        async with self._sessions.begin() as session:
+            GatewayRepository(session).add_session(
+                SessionRow(
+                    sign_no=sign_no,
+                    fixmedins_code=call.fixmedins_code,
+                    opter_no=opter_no,
+                    signed_in_at=now,
+                    expires_at=now + dt.timedelta(seconds=self._settings.session_ttl_s),
+                    signed_out_at=None,
+                )
+            )
+        output = {"signinoutb": {"sign_time": _local(now), "sign_no": sign_no}}
+        return Outcome(output, reference=sign_no)
+
+    async def _sign_out(self, call: Call) -> Outcome:
+        """9002: close the session named in signOut."""
+        node = call.input.child("signOut")
+        sign_no = node.text("sign_no", 30)
+        node.text("opter_no", 20, required=False)
+        now = self._now()
+        async with self._sessions.begin() as session:
+            row = await GatewayRepository(session).session(sign_no)
+            if row is None or row.fixmedins_code != call.fixmedins_code:
+                raise EnvelopeError(f"input.signOut.sign_no {sign_no} is not a sign-in of yours")
+            row.signed_out_at = row.signed_out_at or now
+        return Outcome({"signoutoutb": {"sign_time": _local(now)}}, reference=sign_no)
+
+    async def _reverse(self, call: Call) -> Outcome:
+        """2601: undo a message whose outcome the HIS does not know (冲正).
+
+        The original may be finished (its result is undone), still PENDING (it is completed
+        first, the services being idempotent, then undone) or never seen (a tombstone makes a
+        late arrival of it refused).
+        """
+        data = call.input.child("data")
+        psn_no = data.text("psn_no", 30)
+        omsgid = data.text("omsgid", 30)
+        oinfno = data.text("oinfno", 6)
+        if oinfno not in REVERSIBLE:
+            raise EnvelopeError(
+                f"input.data.oinfno {oinfno} cannot be reversed; reversible: "
+                f"{', '.join(sorted(REVERSIBLE))} (a cancelled settlement is settled again)"
+            )
+        original = await self._tombstone_or_original(call, omsgid, oinfno)
+        if original is None:
+            return Outcome({}, reference=omsgid)
+        if original.infno != oinfno:
+            raise EnvelopeError(
+                f"input.data.omsgid {omsgid} was infno {original.infno}, not {oinfno}"
+            )
+        reference = await self._result_of(original)
+        if reference:
+            if REVERSIBLE[oinfno] == "visit":
+                await cancel_visit_by_id(call, reference, psn_no)
+            else:
+                found = await ask(
+                    self._upstreams.settlement.GetSettlement(
+                        settlement_service_pb2.GetSettlementRequest(
+                            setl_id=reference, fixmedins_code=call.fixmedins_code
+                        ),
+                        metadata=AS_GATEWAY,
+                    ),
+                    "settlement",
+                )
+                if found.status == settlement_pb2.SETTLEMENT_STATUS_LIVE:
+                    await cancel_settlement_by_id(call, reference, found.mdtrt_id, psn_no)
+        async with self._sessions.begin() as session:
+            row = await GatewayRepository(session).message(call.fixmedins_code, omsgid, lock=True)
+            assert row is not None
+            row.state = REVERSED
+            row.reversed_by = call.envelope.msgid
+        await self._cache.delete([f"msg:{call.fixmedins_code}:{omsgid}"])
+        return Outcome({}, reference=omsgid)
+
+    async def _tombstone_or_original(
+        self, call: Call, omsgid: str, oinfno: str
+    ) -> MessageRow | None:
+        """The original message, or None after leaving a tombstone in its place."""
+        tombstone = MessageRow(
+            fixmedins_code=call.fixmedins_code,
+            msgid=omsgid,
+            infno=oinfno,
+            state=REVERSED,
+            request_hash="",
+            request_body=b"",
+            response=None,
+            reference="",
+            reversed_by=call.envelope.msgid,
+            created_at=self._now(),
+        )
+        async with self._sessions.begin() as session:
+            stored = await GatewayRepository(session).claim(tombstone)
+        if stored.state == REVERSED:
+            return None  # our tombstone, or an earlier reversal: nothing more to undo
+        return stored
+
+    async def _result_of(self, original: MessageRow) -> str:
+        """What the original created ('' if it was refused), finishing it first if PENDING."""
+        if original.state == DONE:
+            assert original.response is not None
+            answered = codec.decode(original.response)
+            return original.reference if answered.get("infcode") == 0 else ""
+        envelope = parse_envelope(codec.decode(original.request_body))
+        replay = Call(envelope, self._upstreams, self._now())
+        try:
+            outcome = await SERVICE_TRANSACTIONS[original.infno](replay)
+        except ServiceRefused as refused:
+            if not refused.final:
+                raise
+            return ""
+        return outcome.reference
+
+
+def _local(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"

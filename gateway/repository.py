@@ -1,0 +1,94 @@
+"""Every query of the gateway's own database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import DONE, REVERSED, CredentialRow, MessageRow, NonceRow, SessionRow
+from services.common.db import insert_missing
+
+
+class GatewayRepository:
+    """Queries over one session; the caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # --- credentials ---
+
+    async def credential_by_paasid(self, paasid: str) -> CredentialRow | None:
+        """The credentials a request's x-tif-paasid names."""
+        return await self._session.scalar(
+            select(CredentialRow).where(CredentialRow.paasid == paasid)
+        )
+
+    async def replace_credential(self, row: CredentialRow) -> None:
+        """Issue credentials to an institution, replacing earlier ones (they stop working)."""
+        await self._session.execute(
+            delete(CredentialRow).where(CredentialRow.fixmedins_code == row.fixmedins_code)
+        )
+        self._session.add(row)
+
+    # --- sign-in sessions ---
+
+    def add_session(self, row: SessionRow) -> None:
+        """Record a sign-in."""
+        self._session.add(row)
+
+    async def session(self, sign_no: str) -> SessionRow | None:
+        """One sign-in session."""
+        return await self._session.get(SessionRow, sign_no)
+
+    # --- nonces ---
+
+    async def use_nonce(self, paasid: str, nonce: str, now: dt.datetime) -> bool:
+        """Record a nonce; False when this paasid used it before."""
+        return await insert_missing(
+            self._session, NonceRow, {"paasid": paasid, "nonce": nonce, "seen_at": now}
+        )
+
+    async def forget_nonces(self, before: dt.datetime) -> int:
+        """Drop nonces older than the window in which a replay could still be accepted."""
+        result = await self._session.execute(delete(NonceRow).where(NonceRow.seen_at < before))
+        return int(getattr(result, "rowcount", 0))
+
+    # --- messages ---
+
+    async def claim(self, row: MessageRow) -> MessageRow:
+        """The message row for (institution, msgid): this new one, or the one stored before."""
+        values = {column.key: getattr(row, column.key) for column in MessageRow.__table__.columns}
+        await insert_missing(self._session, MessageRow, values)
+        stored = await self.message(row.fixmedins_code, row.msgid)
+        assert stored is not None
+        return stored
+
+    async def message(
+        self, fixmedins_code: str, msgid: str, *, lock: bool = False
+    ) -> MessageRow | None:
+        """One message, fresh from the database."""
+        query = select(MessageRow).where(
+            MessageRow.fixmedins_code == fixmedins_code, MessageRow.msgid == msgid
+        )
+        if lock:
+            query = query.with_for_update()
+        return await self._session.scalar(query.execution_options(populate_existing=True))
+
+    async def finish(
+        self, fixmedins_code: str, msgid: str, response: bytes, reference: str
+    ) -> bool:
+        """Store the final response of a PENDING message; False if another request finished (or
+        reversed) it first, whose stored state then wins."""
+        result = await self._session.execute(
+            update(MessageRow)
+            .where(
+                MessageRow.fixmedins_code == fixmedins_code,
+                MessageRow.msgid == msgid,
+                MessageRow.state != DONE,
+                MessageRow.state != REVERSED,
+            )
+            .values(state=DONE, response=response, reference=reference)
+        )
+        return int(getattr(result, "rowcount", 0)) == 1

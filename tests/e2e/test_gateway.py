@@ -1,0 +1,689 @@
+"""The national hospital interface over HTTP on the running mesh: whole flows and every refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
+from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
+
+from gateway.credentials import issue_credentials
+from services.bundle_loader import load_bundle
+from services.common.mesh import Mesh
+from services.common.values import date_to_proto, today_in_china
+from services.demo_bundle import write_demo_bundle
+from tests.harness import national
+from tests.his import His
+from tests.people import person
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+HOSPITAL = "H11010000001"  # Beijing, level 3, open for 21, 11 and 14
+OTHER_HOSPITAL = "H11010000002"
+INPATIENT = (
+    "P131000000101"  # 廊坊 retiree with a long-term filing to Beijing, identified by e-voucher
+)
+OUTPATIENT = "P131000000102"  # 廊坊 retiree with a card, long-term filing to Beijing
+CARD = "C13100000102"
+
+
+@dataclass
+class World:
+    """The running mesh with reference data, the test persons and two institutions' clients."""
+
+    his: His
+    other: His
+    persons: dict[str, identity_pb2.Person]
+    voucher: str
+    endpoints: dict[str, str]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    endpoints = mesh.config.endpoints()
+    bundle = write_demo_bundle(tmp_path_factory.mktemp("bundle"), persons=0)
+    report = await load_bundle(bundle, endpoints)
+    assert report.ok, [f.line() for f in report.files]
+    people = {
+        INPATIENT: person(INPATIENT, serial=101, balc_fen=50_000),
+        OUTPATIENT: person(OUTPATIENT, serial=102, card_no=CARD),
+    }
+    async with grpc.aio.insecure_channel(endpoints["identity"]) as channel:
+        identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
+
+        async def upload() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
+            yield identity_service_pb2.UpsertPersonsRequest(persons=list(people.values()))
+
+        await identity.UpsertPersons(upload(), metadata=national())
+        voucher = await identity.IssueVoucher(
+            identity_service_pb2.IssueVoucherRequest(
+                certno=people[INPATIENT].certno, psn_name=people[INPATIENT].psn_name
+            ),
+            metadata=national(),
+        )
+    async with grpc.aio.insecure_channel(endpoints["filing"]) as channel:
+        filing = filing_service_pb2_grpc.FilingServiceStub(channel)
+        for psn_no in people:
+            await filing.CreateFiling(
+                filing_service_pb2.CreateFilingRequest(
+                    request_id=f"e2e-{psn_no}",
+                    psn_no=psn_no,
+                    category=filing_pb2.FILING_CATEGORY_RETIRED_RELOCATED,
+                    insuplc_admdvs="131000",
+                    dest_admdvs="110000",
+                    begin_date=date_to_proto(today_in_china() - dt.timedelta(days=30)),
+                    channel=filing_pb2.FILING_CHANNEL_APP,
+                ),
+                metadata=national(),
+            )
+    database = endpoints["gateway_database"]
+    mine = await issue_credentials(HOSPITAL, endpoints["catalogue"], database)
+    theirs = await issue_credentials(OTHER_HOSPITAL, endpoints["catalogue"], database)
+    async with httpx.AsyncClient(base_url=endpoints["gateway"], timeout=30) as client:
+        his = His(client, HOSPITAL, mine["paasid"], mine["secret"])
+        other = His(client, OTHER_HOSPITAL, theirs["paasid"], theirs["secret"])
+        await his.sign_in()
+        await other.sign_in()
+        yield World(his, other, people, voucher.token, endpoints)
+
+
+def ok(answer: dict[str, Any]) -> dict[str, Any]:
+    assert answer["infcode"] == 0, answer["err_msg"]
+    assert answer["err_msg"] == ""
+    assert len(answer["inf_refmsgid"]) == 30 and answer["inf_refmsgid"].startswith("110000")
+    assert len(answer["refmsg_time"]) == 17 and len(answer["respond_time"]) == 17
+    output: dict[str, Any] = answer["output"]
+    return output
+
+
+def refused(answer: dict[str, Any]) -> str:
+    assert answer["infcode"] == -1, answer
+    assert answer["output"] == {}
+    message: str = answer["err_msg"]
+    return message
+
+
+def now_text() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fee(
+    sn: str, mdtrt_id: str, psn_no: str, code: str, cnt: str, pric: str, total: str
+) -> dict[str, Any]:
+    return {
+        "feedetl_sn": sn,
+        "mdtrt_id": mdtrt_id,
+        "psn_no": psn_no,
+        "med_type": "21",
+        "fee_ocur_time": now_text(),
+        "med_list_codg": code,
+        "medins_list_codg": f"OWN-{code}",
+        "det_item_fee_sumamt": Decimal(total),
+        "cnt": Decimal(cnt),
+        "pric": Decimal(pric),
+        "bilg_dept_codg": "A03",
+        "bilg_dept_name": "内科",
+        "bilg_dr_codg": "D001",
+        "bilg_dr_name": "王医生",
+    }
+
+
+def age(birth: dt.date, on: dt.date) -> Decimal:
+    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    return Decimal(years).quantize(Decimal("0.1"))
+
+
+SETTLEMENT_AMOUNT_FIELDS = (
+    "medfee_sumamt",
+    "fulamt_ownpay_amt",
+    "overlmt_selfpay",
+    "preselfpay_amt",
+    "inscp_scp_amt",
+    "act_pay_dedc",
+    "hifp_pay",
+    "pool_prop_selfpay",
+    "hifob_pay",
+    "maf_pay",
+    "fund_pay_sumamt",
+    "psn_part_amt",
+    "acct_pay",
+    "psn_cash_pay",
+)
+
+
+def amounts(setlinfo: dict[str, Any]) -> dict[str, Decimal]:
+    return {name: setlinfo[name] for name in SETTLEMENT_AMOUNT_FIELDS}
+
+
+async def test_inpatient_flow_with_the_e_voucher(world: World) -> None:
+    his, retiree = world.his, world.persons[INPATIENT]
+    credential = {"mdtrt_cert_type": "01", "mdtrt_cert_no": world.voucher}
+    info = ok(await his.call("1101", {"data": {**credential, "psn_cert_type": "01"}}))
+    today = today_in_china()
+    assert info["baseinfo"] == {
+        "psn_no": INPATIENT,
+        "psn_cert_type": "01",
+        "certno": retiree.certno,
+        "psn_name": retiree.psn_name,
+        "gend": "1",
+        "naty": "01",
+        "brdy": "1955-03-14",
+        "age": age(dt.date(1955, 3, 14), today),
+        "exp_content": "",
+    }
+    assert info["insuinfo"] == [
+        {
+            "balc": Decimal("500.00"),
+            "insutype": "310",
+            "psn_type": "1201",
+            "psn_insu_stas": "1",
+            "psn_insu_date": "",
+            "paus_insu_date": "",
+            "cvlserv_flag": "0",
+            "insuplc_admdvs": "131000",
+            "emp_name": "",
+        }
+    ]
+    assert info["idetinfo"] == []
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": INPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-1",
+            "atddr_no": "D001",
+            "chfpdr_name": "王医生",
+            "adm_diag_dscr": "2型糖尿病",
+            "adm_dept_codg": "A03",
+            "adm_dept_name": "内科",
+            "adm_bed": "12",
+            "dscg_maindiag_code": "E11.900",
+            "dscg_maindiag_name": "2型糖尿病",
+        },
+        "diseinfo": [
+            {
+                "psn_no": INPATIENT,
+                "diag_type": "1",
+                "maindiag_flag": "1",
+                "diag_srt_no": "1",
+                "diag_code": "E11.900",
+                "diag_name": "2型糖尿病",
+                "diag_dept": "内科",
+                "dise_dor_no": "D001",
+                "dise_dor_name": "王医生",
+                "diag_time": now_text(),
+            }
+        ],
+    }
+    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    assert len(mdtrt_id) == 30
+    lines = [
+        fee("1", mdtrt_id, INPATIENT, "XD0000", "100", "50.00", "5000.00"),  # 甲
+        fee("2", mdtrt_id, INPATIENT, "XD0001", "10", "100.00", "1000.00"),  # 乙, 10% first
+        fee("3", mdtrt_id, INPATIENT, "XD0008", "1", "2000.00", "2000.00"),  # 丙
+        fee("4", mdtrt_id, INPATIENT, "XS0000", "10", "80.00", "800.00"),  # bed, cap 60.00
+    ]
+    result = ok(await his.call("2301", {"feedetail": lines}))["result"]
+    assert [
+        (
+            r["feedetl_sn"],
+            r["chrgitm_lv"],
+            r["fulamt_ownpay_amt"],
+            r["overlmt_amt"],
+            r["preselfpay_amt"],
+            r["inscp_scp_amt"],
+        )
+        for r in result
+    ] == [
+        ("1", "01", Decimal("0.00"), Decimal("0.00"), Decimal("0.00"), Decimal("5000.00")),
+        ("2", "02", Decimal("0.00"), Decimal("0.00"), Decimal("100.00"), Decimal("900.00")),
+        ("3", "03", Decimal("2000.00"), Decimal("0.00"), Decimal("0.00"), Decimal("0.00")),
+        ("4", "01", Decimal("0.00"), Decimal("200.00"), Decimal("0.00"), Decimal("600.00")),
+    ]
+    assert result[1]["selfpay_prop"] == Decimal("0.1000")
+    settle_data = {
+        "data": {
+            "psn_no": INPATIENT,
+            **credential,
+            "medfee_sumamt": Decimal("8800.00"),
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "acct_used_flag": "0",
+            "insutype": "310",
+            "mid_setl_flag": "0",
+        }
+    }
+    expected = {
+        "medfee_sumamt": Decimal("8800.00"),
+        "fulamt_ownpay_amt": Decimal("2000.00"),
+        "overlmt_selfpay": Decimal("200.00"),
+        "preselfpay_amt": Decimal("100.00"),
+        "inscp_scp_amt": Decimal("6500.00"),
+        "act_pay_dedc": Decimal("1000.00"),  # level-3 deductible, first stay of the year
+        "hifp_pay": Decimal("4950.00"),  # (6500 - 1000) x 90%
+        "pool_prop_selfpay": Decimal("0.9000"),
+        "hifob_pay": Decimal("0.00"),
+        "maf_pay": Decimal("0.00"),
+        "fund_pay_sumamt": Decimal("4950.00"),
+        "psn_part_amt": Decimal("3850.00"),
+        "acct_pay": Decimal("0.00"),
+        "psn_cash_pay": Decimal("3850.00"),
+    }
+    preview = ok(await his.call("2303", settle_data))
+    assert "setl_id" not in preview["setlinfo"]
+    assert amounts(preview["setlinfo"]) == expected
+    settle_message = his.envelope("2304", settle_data)
+    settled_reply = await his.post(settle_message)
+    settled = ok(settled_reply.json(parse_float=Decimal))
+    setlinfo = settled["setlinfo"]
+    assert amounts(setlinfo) == expected
+    assert b'"medfee_sumamt":8800.00' in settled_reply.content
+    assert b'"pool_prop_selfpay":0.9000' in settled_reply.content
+    assert setlinfo["medins_setl_id"] == settle_message["msgid"]
+    assert (setlinfo["psn_name"], setlinfo["certno"], setlinfo["psn_type"]) == (
+        retiree.psn_name,
+        retiree.certno,
+        "1201",
+    )
+    assert (setlinfo["clr_type"], setlinfo["clr_optins"], setlinfo["mdtrt_cert_type"]) == (
+        "21",
+        "110100",
+        "01",
+    )
+    assert settled["setldetail"] == [
+        {
+            "fund_pay_type": "310100",
+            "inscp_scp_amt": Decimal("6500.00"),
+            "crt_payb_lmt_amt": Decimal("0.00"),
+            "fund_payamt": Decimal("4950.00"),
+            "fund_pay_type_name": "职工基本医疗保险统筹基金",
+            "setl_proc_info": "",
+        }
+    ]
+    # A repeat of the same message gets the stored answer, byte for byte.
+    again = await his.post(settle_message)
+    assert again.content == settled_reply.content
+    setl_id = setlinfo["setl_id"]
+    cancel = {"data": {"mdtrt_id": mdtrt_id, "setl_id": setl_id, "psn_no": INPATIENT}}
+    cancelled = ok(await his.call("2305", cancel))["setlinfo"]
+    assert (cancelled["setl_id"], cancelled["medfee_sumamt"], cancelled["fund_pay_sumamt"]) == (
+        setl_id,
+        Decimal("-8800.00"),
+        Decimal("-4950.00"),
+    )
+    resettled = ok(await his.call("2304", settle_data))["setlinfo"]
+    assert amounts(resettled) == expected
+    assert resettled["setl_id"] != setl_id
+
+
+async def test_outpatient_flow_with_the_card_settles_the_published_example(world: World) -> None:
+    his, retiree = world.his, world.persons[OUTPATIENT]
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    registration = {
+        "data": {
+            "psn_no": OUTPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "ipt_otp_no": "MZ-E2E-1",
+            "atddr_no": "D002",
+            "dr_name": "李医生",
+            "dept_code": "A03",
+            "dept_name": "内科",
+            "caty": "A03",
+        }
+    }
+    registered = ok(await his.call("2201", registration))["data"]
+    mdtrt_id = registered["mdtrt_id"]
+    assert registered == {"mdtrt_id": mdtrt_id, "psn_no": OUTPATIENT, "ipt_otp_no": "MZ-E2E-1"}
+    visit_info = {
+        "mdtrtinfo": {
+            "mdtrt_id": mdtrt_id,
+            "psn_no": OUTPATIENT,
+            "med_type": "14",
+            "begntime": now_text(),
+            "dise_codg": "E11.900",
+        },
+        "diseinfo": [
+            {
+                "diag_type": "1",
+                "diag_srt_no": 1,
+                "diag_code": "E11.900",
+                "diag_name": "2型糖尿病",
+                "diag_dept": "内科",
+                "dise_dor_no": "D002",
+                "dise_dor_name": "李医生",
+                "diag_time": now_text(),
+                "vali_flag": "1",
+            }
+        ],
+    }
+    assert ok(await his.call("2203", visit_info)) == {}
+    lines = [
+        {**fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "32.52", "32.52"), "chrg_bchno": "B1"},
+        {**fee("2", mdtrt_id, OUTPATIENT, "XD0001", "3", "10.59", "31.77"), "chrg_bchno": "B1"},
+    ]
+    result = ok(await his.call("2204", {"feedetail": lines}))["result"]
+    assert [r["preselfpay_amt"] for r in result] == [Decimal("0.00"), Decimal("3.18")]
+    settle_data = {
+        "data": {
+            "psn_no": OUTPATIENT,
+            **credential,
+            "med_type": "14",
+            "medfee_sumamt": Decimal("64.29"),
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "chrg_bchno": "B1",
+            "acct_used_flag": "0",
+            "insutype": "310",
+        }
+    }
+    expected = {
+        "medfee_sumamt": Decimal("64.29"),
+        "fulamt_ownpay_amt": Decimal("0.00"),
+        "overlmt_selfpay": Decimal("0.00"),
+        "preselfpay_amt": Decimal("3.18"),
+        "inscp_scp_amt": Decimal("61.11"),
+        "act_pay_dedc": Decimal("0.00"),
+        "hifp_pay": Decimal("48.89"),
+        "pool_prop_selfpay": Decimal("0.8000"),
+        "hifob_pay": Decimal("0.00"),
+        "maf_pay": Decimal("0.00"),
+        "fund_pay_sumamt": Decimal("48.89"),
+        "psn_part_amt": Decimal("15.40"),
+        "acct_pay": Decimal("0.00"),
+        "psn_cash_pay": Decimal("15.40"),
+    }
+    assert amounts(ok(await his.call("2206", settle_data))["setlinfo"]) == expected
+    settled = ok(await his.call("2207", settle_data))["setlinfo"]
+    assert amounts(settled) == expected
+    assert (settled["clr_type"], settled["psn_name"], settled["mdtrt_cert_type"]) == (
+        "11",
+        retiree.psn_name,
+        "03",
+    )
+    cancel = {"data": {"setl_id": settled["setl_id"], "mdtrt_id": mdtrt_id, "psn_no": OUTPATIENT}}
+    cancelled = ok(await his.call("2208", cancel))
+    assert cancelled["setlinfo"]["psn_cash_pay"] == Decimal("-15.40")
+    assert cancelled["setldetail"][0]["fund_payamt"] == Decimal("-48.89")
+
+
+# --- refusals ---
+
+
+async def test_signature_timestamp_and_nonce_are_checked(world: World) -> None:
+    his = world.his
+    body = his.envelope("1312", {"data": {"page_num": 1, "page_size": 5, "updt_time": now_text()}})
+    bad_signature = his.headers(secret="not-the-secret")
+    assert "x-tif-signature does not match" in refused((await his.post(body, bad_signature)).json())
+    stale = his.headers(timestamp=int(time.time()) - 301)
+    assert "x-tif-timestamp is more than 300 s" in refused((await his.post(body, stale)).json())
+    headers = his.headers()
+    first = (await his.post(body, headers)).json()
+    assert ok(first)["recordCounts"] == 18
+    assert len(ok(first)["data"]) == 5
+    replayed = his.envelope("1312", {"data": {"page_num": 2, "page_size": 5, "updt_time": ""}})
+    assert "was already used" in refused((await his.post(replayed, headers)).json())
+    missing = {k: v for k, v in his.headers().items() if k != "x-tif-nonce"}
+    assert refused((await his.post(body, missing)).json()) == "header x-tif-nonce is required"
+
+
+async def test_an_institution_cannot_act_as_another(world: World) -> None:
+    his, other = world.his, world.other
+    # Signed by the other hospital but claiming to be this one.
+    impostor = his.envelope("1312", {"data": {"page_num": 1, "page_size": 1}})
+    answer = (await other.post(impostor, other.headers())).json()
+    assert "does not belong to fixmedins_code H11010000001" in refused(answer)
+    foreign_msgid = his.envelope("1312", {"data": {"page_num": 1, "page_size": 1}})
+    foreign_msgid["msgid"] = other.new_msgid()
+    assert refused((await his.post(foreign_msgid)).json()) == "msgid must start with fixmedins_code"
+    # The other hospital's session is not ours.
+    stolen = his.envelope("1312", {"data": {"page_num": 1, "page_size": 1}}, sign_no=other.sign_no)
+    assert "is not a sign-in of this institution" in refused((await his.post(stolen)).json())
+
+
+async def test_another_institutions_visit_is_not_found(world: World) -> None:
+    his, other = world.his, world.other
+    credential = {"mdtrt_cert_type": "01", "mdtrt_cert_no": world.voucher}
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": INPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-BOLA",
+        }
+    }
+    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    line = fee("1", mdtrt_id, INPATIENT, "XD0000", "1", "10.00", "10.00")
+    answer = await other.call("2301", {"feedetail": [line]})
+    assert refused(answer) == f"{OTHER_HOSPITAL} has no visit {mdtrt_id} [VISIT_NOT_FOUND]"
+    cancel = {"data": {"mdtrt_id": mdtrt_id, "psn_no": INPATIENT}}
+    assert "[VISIT_NOT_FOUND]" in refused(await other.call("2404", cancel))
+    assert ok(await his.call("2404", cancel)) == {}
+
+
+async def test_a_msgid_answers_once_and_never_for_another_body(world: World) -> None:
+    his = world.his
+    body = his.envelope(
+        "1101", {"data": {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}}
+    )
+    first = await his.post(body)
+    second = await his.post(body)
+    assert ok(first.json())["baseinfo"]["psn_no"] == OUTPATIENT
+    assert second.content == first.content
+    changed = {**body, "input": {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": world.voucher}}}
+    message = refused((await his.post(changed)).json())
+    assert message == (
+        f"msgid {body['msgid']} was already used for another request (infno 1101); use a new msgid"
+    )
+
+
+async def test_bodies_and_fields_are_refused_by_name(world: World) -> None:
+    his = world.his
+    cases: list[tuple[bytes | dict[str, Any], str]] = [
+        (b"{not json", "the request body is not valid JSON"),
+        (b"[1, 2]", "the request body must be a JSON object"),
+        (b"\xff\xfe", "the request body must be UTF-8 JSON"),
+        (b"x" * 1_048_577, "the request body is larger than 1048576 bytes"),
+        (his.envelope("9999", {}), "infno 9999 is not a transaction of this platform"),
+        (his.envelope("3201", {}), "reconciliation (3201) is not yet available"),
+        (his.envelope("1101", {}, inf_time="yesterday"), "inf_time must be yyyy-MM-dd HH:mm:ss"),
+        (his.envelope("1101", {}, opter_name="x" * 51), "opter_name is longer than 50 characters"),
+        (his.envelope("1101", {}, sign_no=""), "sign_no is required: sign in with 9001 first"),
+        (
+            his.envelope("1101", {"data": {"mdtrt_cert_type": "09"}}),
+            "input.data.mdtrt_cert_type is '09'",
+        ),
+        (
+            his.envelope("2301", {"feedetail": [{"feedetl_sn": "1"}] * 1001}),
+            "input.feedetail has 1001 entries; at most 1000",
+        ),
+        (
+            his.envelope(
+                "2301",
+                {
+                    "feedetail": [
+                        {
+                            **fee("1", "M", "P", "XD0000", "1", "1", "1"),
+                            "det_item_fee_sumamt": Decimal("1.001"),
+                        }
+                    ]
+                },
+            ),
+            "input.feedetail[0].det_item_fee_sumamt has more than two decimals",
+        ),
+        (
+            his.envelope(
+                "2301",
+                {
+                    "feedetail": [
+                        {
+                            **fee("1", "M", "P", "XD0000", "1", "1", "1"),
+                            "det_item_fee_sumamt": Decimal("1e17"),
+                        }
+                    ]
+                },
+            ),
+            "input.feedetail[0].det_item_fee_sumamt is out of range (N16,2)",
+        ),
+        (
+            his.envelope(
+                "2201",
+                {
+                    "data": {
+                        "psn_no": "P",
+                        "insutype": "310",
+                        "begntime": now_text(),
+                        "mdtrt_cert_type": "02",
+                        "mdtrt_cert_no": "x",
+                        "ipt_otp_no": "1",
+                        "exp_content": '{"er_flag": "7"}',
+                    }
+                },
+            ),
+            "input.data.exp_content.er_flag must be 0, 1, 2 or 3",
+        ),
+    ]
+    for body, expected in cases:
+        reply = await his.post(body)
+        assert reply.status_code == 200
+        assert expected in refused(reply.json()), (expected, reply.text[:300])
+
+
+async def test_an_emergency_admission_needs_no_filing_with_er_flag_as_a_string(
+    world: World,
+) -> None:
+    his = world.his
+    unfiled = person("P320100000109", area="320100", serial=109, psn_type="employed")
+    async with grpc.aio.insecure_channel(world.endpoints["identity"]) as channel:
+        identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
+
+        async def upload() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
+            yield identity_service_pb2.UpsertPersonsRequest(persons=[unfiled])
+
+        await identity.UpsertPersons(upload(), metadata=national())
+    admission: dict[str, Any] = {
+        "mdtrtinfo": {
+            "psn_no": unfiled.psn_no,
+            "insutype": "310",
+            "begntime": now_text(),
+            "mdtrt_cert_type": "02",
+            "mdtrt_cert_no": unfiled.certno,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-ER",
+        }
+    }
+    assert "[FILING_REQUIRED]" in refused(await his.call("2401", admission))
+    admission["mdtrtinfo"]["exp_content"] = '{"er_flag": "1"}'
+    assert len(ok(await his.call("2401", admission))["result"]["mdtrt_id"]) == 30
+
+
+async def test_a_reversal_cancels_a_settlement_and_a_tombstone_refuses_a_late_original(
+    world: World,
+) -> None:
+    his = world.his
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": OUTPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-2601",
+        }
+    }
+    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "10.00", "10.00")
+    ok(await his.call("2301", {"feedetail": [line]}))
+    settle = his.envelope(
+        "2304",
+        {
+            "data": {
+                "psn_no": OUTPATIENT,
+                **credential,
+                "medfee_sumamt": Decimal("10.00"),
+                "psn_setlway": "01",
+                "mdtrt_id": mdtrt_id,
+                "acct_used_flag": "0",
+                "insutype": "310",
+                "mid_setl_flag": "0",
+            }
+        },
+    )
+    setl_id = ok((await his.post(settle)).json(parse_float=Decimal))["setlinfo"]["setl_id"]
+    reversal = {"data": {"psn_no": OUTPATIENT, "omsgid": settle["msgid"], "oinfno": "2304"}}
+    assert ok(await his.call("2601", reversal)) == {}
+    # The settlement is cancelled: cancelling it again says so.
+    cancel = {"data": {"mdtrt_id": mdtrt_id, "setl_id": setl_id, "psn_no": OUTPATIENT}}
+    assert "[SETTLEMENT_ALREADY_CANCELLED]" in refused(await his.call("2305", cancel))
+    # The reversed message no longer answers with its settlement.
+    assert "was reversed by 2601" in refused((await his.post(settle)).json())
+    # A reversal of a message never seen leaves a tombstone: the late original is refused.
+    late = his.envelope("2304", settle["input"])
+    tombstone = {"data": {"psn_no": OUTPATIENT, "omsgid": late["msgid"], "oinfno": "2304"}}
+    assert ok(await his.call("2601", tombstone)) == {}
+    assert "was reversed by 2601" in refused((await his.post(late)).json())
+    not_reversible = {"data": {"psn_no": OUTPATIENT, "omsgid": late["msgid"], "oinfno": "2305"}}
+    assert "cannot be reversed" in refused(await his.call("2601", not_reversible))
+
+
+async def test_signing_out_ends_the_session(world: World) -> None:
+    his = world.his
+    client = His(his.client, his.fixmedins_code, his.paasid, his.secret)
+    sign_no = await client.sign_in()
+    assert ok(await client.call("9002", {"signOut": {"sign_no": sign_no, "opter_no": "0001"}}))
+    answer = await client.call("1312", {"data": {"page_num": 1, "page_size": 1}})
+    assert refused(answer) == f"sign_no {sign_no} was signed out; sign in with 9001"
+
+
+async def test_concurrent_repeats_of_one_settlement_settle_once(world: World) -> None:
+    his = world.his
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": OUTPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-RACE",
+        }
+    }
+    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    ok(
+        await his.call(
+            "2301", {"feedetail": [fee("1", mdtrt_id, OUTPATIENT, "XD0000", "2", "5.00", "10.00")]}
+        )
+    )
+    settle = his.envelope(
+        "2304",
+        {
+            "data": {
+                "psn_no": OUTPATIENT,
+                **credential,
+                "medfee_sumamt": Decimal("10.00"),
+                "psn_setlway": "01",
+                "mdtrt_id": mdtrt_id,
+                "acct_used_flag": "0",
+                "insutype": "310",
+            }
+        },
+    )
+    replies = await asyncio.gather(*(his.post(settle) for _ in range(5)))
+    ids = {ok(reply.json())["setlinfo"]["setl_id"] for reply in replies}
+    assert len(ids) == 1
+    assert len({reply.content for reply in replies}) == 1
