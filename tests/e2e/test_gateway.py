@@ -14,10 +14,16 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+import schemathesis
+import simplejson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
 
 from gateway.credentials import issue_credentials
+from gateway.hospital import HOSPITAL_PATH
+from gateway.transactions.registry import NOT_YET_AVAILABLE, SERVICE_TRANSACTIONS
 from services.bundle_loader import load_bundle
 from services.common.mesh import Mesh
 from services.common.values import date_to_proto, today_in_china
@@ -687,3 +693,237 @@ async def test_concurrent_repeats_of_one_settlement_settle_once(world: World) ->
     ids = {ok(reply.json())["setlinfo"]["setl_id"] for reply in replies}
     assert len(ids) == 1
     assert len({reply.content for reply in replies}) == 1
+
+
+# --- REST for persons and the public ---
+
+
+async def _settled_visit(his: His, voucher: str, visit_no: str) -> str:
+    """Admit INPATIENT, upload one line and settle; the setl_id."""
+    credential = {"mdtrt_cert_type": "01", "mdtrt_cert_no": voucher}
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": INPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": visit_no,
+        }
+    }
+    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    line = fee("1", mdtrt_id, INPATIENT, "XD0000", "4", "300.00", "1200.00")
+    ok(await his.call("2301", {"feedetail": [line]}))
+    data = {
+        "psn_no": INPATIENT,
+        **credential,
+        "medfee_sumamt": Decimal("1200.00"),
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "acct_used_flag": "1",
+        "insutype": "310",
+    }
+    setl_id: str = ok(await his.call("2304", {"data": data}))["setlinfo"]["setl_id"]
+    return setl_id
+
+
+async def test_the_public_finds_institutions_open_for_inpatients(world: World) -> None:
+    client = world.his.client
+    reply = await client.get("/v1/institutions", params={"admdvs": "110100", "med_type": "21"})
+    assert reply.status_code == 200
+    assert [(i["fixmedins_code"], i["level"]) for i in reply.json()["institutions"]] == [
+        ("H11010000001", 3),
+        ("H11010000002", 2),
+    ]
+    bad = await client.get("/v1/institutions", params={"admdvs": "beijing"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["reason"] == "INVALID_REQUEST"
+
+
+async def _new_person_with_voucher(world: World, psn_no: str, serial: int) -> str:
+    """Register a 南京 employee without a filing; their e-voucher token."""
+    someone = person(psn_no, area="320100", serial=serial, psn_type="employed")
+    async with grpc.aio.insecure_channel(world.endpoints["identity"]) as channel:
+        identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
+
+        async def upload() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
+            yield identity_service_pb2.UpsertPersonsRequest(persons=[someone])
+
+        await identity.UpsertPersons(upload(), metadata=national())
+        voucher = await identity.IssueVoucher(
+            identity_service_pb2.IssueVoucherRequest(
+                certno=someone.certno, psn_name=someone.psn_name
+            ),
+            metadata=national(),
+        )
+    return voucher.token
+
+
+async def test_a_person_files_for_themselves_with_the_e_voucher(world: World) -> None:
+    client = world.his.client
+    token = await _new_person_with_voucher(world, "P320100000110", 110)
+    bearer = {"Authorization": f"Bearer {token}", "Idempotency-Key": "app-1"}
+    body = {"category": "other_temporary", "dest_admdvs": "110000"}
+    created = await client.post("/v1/filings", json=body, headers=bearer)
+    assert created.status_code == 201, created.text
+    filing = created.json()
+    assert (filing["category"], filing["insuplc_admdvs"], filing["dest_admdvs"]) == (
+        "other_temporary",
+        "320100",
+        "110000",
+    )
+    assert (filing["status"], filing["begin_date"]) == ("active", today_in_china().isoformat())
+    again = await client.post("/v1/filings", json=body, headers=bearer)
+    assert again.json()["filing_id"] == filing["filing_id"]
+    no_voucher = await client.post("/v1/filings", json=body, headers={"Idempotency-Key": "k"})
+    assert (no_voucher.status_code, no_voucher.json()["error"]["reason"]) == (
+        401,
+        "VOUCHER_REQUIRED",
+    )
+    forged = {"Authorization": "Bearer forged-token", "Idempotency-Key": "k"}
+    refused_voucher = await client.post("/v1/filings", json=body, headers=forged)
+    assert (refused_voucher.status_code, refused_voucher.json()["error"]["reason"]) == (
+        401,
+        "VOUCHER_INVALID",
+    )
+    # A long-term filing cannot be replaced inside its lock period: a 409 with the reason.
+    locked = {"Authorization": f"Bearer {world.voucher}", "Idempotency-Key": "app-2"}
+    relocate = {"category": "long_term_resident", "dest_admdvs": "310000"}
+    answer = await client.post("/v1/filings", json=relocate, headers=locked)
+    assert (answer.status_code, answer.json()["error"]["reason"]) == (409, "FILING_LOCKED")
+
+
+async def test_a_person_reads_only_their_own_settlement_notice(world: World) -> None:
+    client = world.his.client
+    setl_id = await _settled_visit(world.his, world.voucher, "ZY-E2E-NOTICE")
+    bearer = {"Authorization": f"Bearer {world.voucher}"}
+    notice = await client.get(f"/v1/settlements/{setl_id}/notice", headers=bearer)
+    assert notice.status_code == 200, notice.text
+    got = notice.json()
+    assert (got["setl_id"], got["medfee_sumamt"], got["status"]) == (setl_id, "1200.00", "settled")
+    paid = [Decimal(got[name]) for name in ("fund_pay_sumamt", "acct_pay", "psn_cash_pay")]
+    assert sum(paid) == Decimal("1200.00")
+    assert Decimal(got["acct_pay"]) > 0  # acct_used_flag 1 with a 500.00 balance
+    stranger = await _new_person_with_voucher(world, "P320100000111", 111)
+    other = await client.get(
+        f"/v1/settlements/{setl_id}/notice", headers={"Authorization": f"Bearer {stranger}"}
+    )
+    assert (other.status_code, other.json()["error"]["reason"]) == (404, "SETTLEMENT_NOT_FOUND")
+
+
+async def test_the_openapi_document_lists_every_route(world: World) -> None:
+    document = (await world.his.client.get("/openapi.json")).json()
+    assert {
+        "/fsi/api/rsfComIfsService/callService",
+        "/v1/filings",
+        "/v1/institutions",
+        "/v1/settlements/{setl_id}/notice",
+        "/healthz",
+    } <= set(document["paths"])
+
+
+# --- fuzzing: whatever arrives, the answer is a national envelope or a JSON error, never a 5xx ---
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=16,
+)
+_INFNOS = st.sampled_from(
+    [*SERVICE_TRANSACTIONS, *NOT_YET_AVAILABLE, "9001", "9002", "2601", "0000", ""]
+)
+_NODES = ("data", "feedetail", "mdtrtinfo", "dscginfo", "diseinfo", "signIn", "signOut")
+_FIELD_NAMES = st.sampled_from(
+    [
+        "psn_no",
+        "mdtrt_id",
+        "setl_id",
+        "mdtrt_cert_type",
+        "mdtrt_cert_no",
+        "card_sn",
+        "insutype",
+        "med_type",
+        "begntime",
+        "endtime",
+        "ipt_no",
+        "ipt_otp_no",
+        "feedetl_sn",
+        "cnt",
+        "pric",
+        "det_item_fee_sumamt",
+        "medfee_sumamt",
+        "omsgid",
+        "oinfno",
+        "acct_used_flag",
+        "psn_setlway",
+        "exp_content",
+        "fee_ocur_time",
+        "med_list_codg",
+        "page_num",
+        "page_size",
+    ]
+)
+
+
+@st.composite
+def _hospital_bodies(draw: st.DrawFn, his: His) -> bytes:
+    kind = draw(st.sampled_from(["envelope", "json", "bytes"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    if kind == "json":
+        return simplejson.dumps(draw(_JSON)).encode()
+    node_values = st.dictionaries(_FIELD_NAMES, _JSON, max_size=8)
+    payload = {
+        name: draw(st.one_of(node_values, st.lists(node_values, max_size=3), _SCALARS))
+        for name in draw(st.lists(st.sampled_from(_NODES), max_size=3, unique=True))
+    }
+    body: dict[str, Any] = his.envelope(draw(_INFNOS), payload)
+    if draw(st.booleans()):
+        body[draw(st.sampled_from(sorted(body)))] = draw(_JSON)
+    return simplejson.dumps(body).encode()
+
+
+def _fuzz_hospital_interface(his: His, base_url: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+
+        @settings(max_examples=300, deadline=None, derandomize=True)
+        @given(body=_hospital_bodies(his))
+        def post(body: bytes) -> None:
+            reply = client.post(HOSPITAL_PATH, content=body, headers=his.headers())
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()
+            assert answer["infcode"] in (0, -1)
+            assert "Traceback" not in answer["err_msg"]
+
+        post()
+
+
+def _fuzz_rest_routes(base_url: str) -> None:
+    """schemathesis generates requests for every REST operation from /openapi.json."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path == HOSPITAL_PATH:
+            continue  # its body is the national envelope, fuzzed above
+
+        @settings(max_examples=60, deadline=None, derandomize=True)
+        @given(case=operation.as_strategy())
+        def call(case: Any) -> None:
+            reply = case.call(base_url=base_url, timeout=30)
+            assert reply.status_code < 500, (case.path, reply.text)
+
+        call()
+
+
+async def test_fuzzed_requests_never_get_a_server_error(world: World) -> None:
+    await asyncio.to_thread(_fuzz_hospital_interface, world.his, world.endpoints["gateway"])
+    await asyncio.to_thread(_fuzz_rest_routes, world.endpoints["gateway"])

@@ -16,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.mesh import SERVICES, Mesh, drop_databases
+from services.common.mesh import DATABASE_OWNERS, SERVICES, Mesh, drop_databases
 from tests.conftest import POSTGRES_SERVER, REDIS_URL
 from tests.e2e.conftest import mesh_config
 
@@ -39,7 +39,8 @@ async def listed_services(target: str) -> set[str]:
 @in_mesh_loop
 async def test_every_service_serves_health_and_reflection(mesh: Mesh) -> None:
     endpoints = json.loads(mesh.endpoints_path.read_text())
-    assert set(endpoints) == {*SERVICES, "gateway"}
+    assert set(endpoints) == {*SERVICES, "gateway", "gateway_database"}
+    assert endpoints["gateway_database"].endswith("/gateway.sqlite")
     for name in SERVICES:
         names = await listed_services(endpoints[name])
         assert {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
@@ -54,9 +55,9 @@ async def test_every_service_serves_health_and_reflection(mesh: Mesh) -> None:
 
 
 @in_mesh_loop
-async def test_each_service_keeps_its_own_sqlite_file(mesh: Mesh) -> None:
+async def test_each_service_and_the_gateway_keep_their_own_sqlite_file(mesh: Mesh) -> None:
     files = sorted(path.name for path in mesh.config.data_dir.glob("*.sqlite"))
-    assert files == sorted(f"{name}.sqlite" for name in SERVICES)
+    assert files == sorted(f"{name}.sqlite" for name in DATABASE_OWNERS)
 
 
 @in_mesh_loop

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from typing import Any
+
 import pytest
-from sqlalchemy import text
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
 
 from services.common.db import is_sqlite, make_engine, make_session_factory
 from services.common.migrations import current_revision, upgrade_to_head
@@ -42,5 +48,29 @@ async def test_session_factory_commits_and_rolls_back(database_url: str) -> None
             rows = (await session.execute(text("SELECT id, v FROM probe"))).all()
         assert [tuple(row) for row in rows] == [(1, "kept")]
         assert is_sqlite(database_url) == database_url.startswith("sqlite")
+    finally:
+        await engine.dispose()
+
+
+_OWNERS = ("identity", "filing", "catalogue", "settlement", "clearing", "gateway")
+
+
+@pytest.mark.parametrize("owner", _OWNERS)
+async def test_each_databases_migrations_build_exactly_its_models(
+    database_url: str, owner: str
+) -> None:
+    package = "gateway" if owner == "gateway" else f"services.{owner}"
+    models = importlib.import_module(f"{package}.models")
+    versions = Path(models.__file__).parent / "migrations"
+    engine = make_engine(database_url)
+    try:
+        await upgrade_to_head(engine, versions, models.Base.metadata)
+
+        def differences(connection: Connection) -> list[Any]:
+            context = MigrationContext.configure(connection)
+            return list(compare_metadata(context, models.Base.metadata))
+
+        async with engine.connect() as connection:
+            assert await connection.run_sync(differences) == []
     finally:
         await engine.dispose()
