@@ -61,6 +61,7 @@ async def test_each_databases_migrations_build_exactly_its_models(
 ) -> None:
     package = "gateway" if owner == "gateway" else f"services.{owner}"
     models = importlib.import_module(f"{package}.models")
+    assert models.__file__ is not None
     versions = Path(models.__file__).parent / "migrations"
     engine = make_engine(database_url)
     try:
