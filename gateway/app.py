@@ -6,6 +6,8 @@ lifespan, inside the serving event loop, and closed with it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +23,8 @@ from gateway.rest import router
 from gateway.upstreams import Upstreams
 from services.common.interceptors import serve_with_deadline
 from services.common.runtime import open_storage
+
+_LOGGER = logging.getLogger(__name__)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
@@ -38,6 +42,16 @@ async def _bounded_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _prune_nonces(hospital: HospitalInterface, every_s: float) -> None:
+    """Keep the nonce table to about two windows of traffic."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await hospital.forget_old_nonces()
+        except Exception:  # the next round tries again; a failure here must not stop the gateway
+            _LOGGER.exception("pruning nonces failed")
+
+
 def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
     """The gateway application."""
 
@@ -48,10 +62,13 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
             settings.targets(), provider.get_tracer("gateway"), settings.request_timeout_s
         )
         app.state.upstreams = upstreams
-        app.state.hospital = HospitalInterface(settings, storage.sessions, storage.cache, upstreams)
+        hospital = HospitalInterface(settings, storage.sessions, storage.cache, upstreams)
+        app.state.hospital = hospital
+        pruning = asyncio.create_task(_prune_nonces(hospital, settings.timestamp_window_s))
         try:
             yield
         finally:
+            pruning.cancel()
             await upstreams.close()
             await storage.close()
 

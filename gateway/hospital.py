@@ -22,7 +22,7 @@ from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import codec
-from gateway.auth import check_signature, signed_headers
+from gateway.auth import SignedHeaders, check_signature, signed_headers
 from gateway.config import GatewaySettings
 from gateway.envelope import Envelope, EnvelopeError, inf_refmsgid, parse_envelope, response
 from gateway.models import DONE, PENDING, REVERSED, MessageRow, SessionRow
@@ -121,7 +121,7 @@ class HospitalInterface:
                 "or reverse it with 2601",
             )
 
-    async def _authenticate(self, signed: Any, parsed: Any) -> _Received:
+    async def _authenticate(self, signed: SignedHeaders, parsed: Any) -> _Received:
         async with self._sessions() as session:
             credential = await GatewayRepository(session).credential_by_paasid(signed.paasid)
         if credential is None:
@@ -184,6 +184,12 @@ class HospitalInterface:
         refmsgid = inf_refmsgid(area, received)
         body = codec.encode(response(refmsgid, received, self._now(), output=outcome.output))
         return await self._store(message, body, outcome.reference)
+
+    async def forget_old_nonces(self) -> int:
+        """Drop nonces whose timestamp can no longer pass the window (older than twice it)."""
+        before = self._now() - dt.timedelta(seconds=2 * self._settings.timestamp_window_s)
+        async with self._sessions.begin() as session:
+            return await GatewayRepository(session).forget_nonces(before)
 
     # --- msgid idempotency ---
 
