@@ -696,6 +696,81 @@ async def test_concurrent_repeats_of_one_settlement_settle_once(world: World) ->
     assert len({reply.content for reply in replies}) == 1
 
 
+async def test_queries_discharge_and_fee_cancellation(world: World) -> None:
+    his = world.his
+    found = ok(
+        await his.call(
+            "1201", {"medinsinfo": {"fixmedins_type": "1", "fixmedins_code": OTHER_HOSPITAL}}
+        )
+    )
+    assert found["medinsinfo"] == [
+        {
+            "fixmedins_code": OTHER_HOSPITAL,
+            "fixmedins_name": "北京市市辖区中医医院",
+            "uscc": "",
+            "fixmedins_type": "1",
+            "hosp_lv": "2",
+        }
+    ]
+    item = ok(
+        await his.call("1312", {"data": {"hilist_code": "XS0000", "page_num": 1, "page_size": 1}})
+    )
+    assert (item["recordCounts"], item["data"][0]["pric_uplmt_amt"]) == (1, Decimal("60.00"))
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": OUTPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-DSCG",
+        }
+    }
+    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    lines = [
+        fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "10.00", "10.00"),
+        fee("2", mdtrt_id, OUTPATIENT, "XD0002", "1", "20.00", "20.00"),
+    ]
+    ok(await his.call("2301", {"feedetail": lines}))
+    cancel_line = {"data": [{"feedetl_sn": "2", "mdtrt_id": mdtrt_id, "psn_no": OUTPATIENT}]}
+    assert ok(await his.call("2302", cancel_line)) == {}
+    assert "[FEE_LINE_NOT_FOUND]" in refused(await his.call("2302", cancel_line))
+    discharge = {
+        "dscginfo": {
+            "mdtrt_id": mdtrt_id,
+            "psn_no": OUTPATIENT,
+            "insutype": "310",
+            "endtime": now_text(),
+            "dscg_dept_codg": "A03",
+            "dscg_dept_name": "内科",
+            "dscg_way": "1",
+        }
+    }
+    assert ok(await his.call("2402", discharge)) == {}
+    assert ok(await his.call("2405", {"data": {"mdtrt_id": mdtrt_id, "psn_no": OUTPATIENT}})) == {}
+    settle = {
+        "data": {
+            "psn_no": OUTPATIENT,
+            **credential,
+            "medfee_sumamt": Decimal("20.00"),
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "acct_used_flag": "0",
+            "insutype": "310",
+        }
+    }
+    assert "[MEDFEE_SUMAMT_MISMATCH]" in refused(await his.call("2304", settle))
+    settle["data"]["medfee_sumamt"] = Decimal("10.00")
+    ok(await his.call("2304", settle))
+    year = str(today_in_china().year)
+    cumulated = ok(await his.call("5206", {"data": {"psn_no": OUTPATIENT}}))["cuminfo"]
+    assert {"insu_admdvs": "131000", "year": year, "cum_type_code": "burden"} == {
+        key: cumulated[0][key] for key in ("insu_admdvs", "year", "cum_type_code")
+    }
+    assert any(row["cum_type_code"].startswith("fund_paid:131000-310-") for row in cumulated)
+
+
 # --- REST for persons and the public ---
 
 
