@@ -9,6 +9,7 @@ services apply the same ownership rules as for that province's own platform. Err
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -220,6 +221,12 @@ async def _ask(call: Awaitable[T], service: str) -> T:
         raise _from_refusal(refused) from None
 
 
+def _filing_request_id(psn_no: str, idempotency_key: str) -> str:
+    """The filing service's request_id (≤ 64): the person's key, scoped to the person."""
+    scoped = hashlib.sha256(f"{psn_no}/{idempotency_key}".encode()).hexdigest()[:40]
+    return f"rest/{scoped}"
+
+
 def _as_province_of(area: str) -> tuple[tuple[str, str], ...]:
     """Act for the person's insured province (the services check ownership against it)."""
     return caller_metadata(f"province:{province_of(area)}")
@@ -255,7 +262,7 @@ def router() -> APIRouter:
             verified = await _person(upstreams, authorization)
             area = verified.insured_area.admdvs
             create = filing_service_pb2.CreateFilingRequest(
-                request_id=f"rest/{verified.person.psn_no}/{idempotency_key}"[:64],
+                request_id=_filing_request_id(verified.person.psn_no, idempotency_key),
                 psn_no=verified.person.psn_no,
                 category=_CATEGORIES[body.category],
                 insuplc_admdvs=area,
