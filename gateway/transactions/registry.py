@@ -3,7 +3,7 @@ gateway's own, in `gateway.hospital`)."""
 
 from __future__ import annotations
 
-from gateway.transactions import fees, queries, settlements, visits
+from gateway.transactions import fees, queries, reconciliation, settlements, visits
 from gateway.transactions.base import Handler
 
 SERVICE_TRANSACTIONS: dict[str, Handler] = {
@@ -29,13 +29,13 @@ SERVICE_TRANSACTIONS: dict[str, Handler] = {
     "2303": settlements.pre_settle_inpatient,
     "2304": settlements.settle_inpatient,
     "2305": settlements.cancel_inpatient_settlement,
+    "3201": reconciliation.reconcile_totals,
+    "3202": reconciliation.reconcile_details,
 }
 # Known national transactions this platform does not offer yet, with what to do instead.
-NOT_YET_AVAILABLE = {
-    "3201": "reconciliation (3201) is not yet available: the clearing service does not offer "
-    "it yet",
-    "3202": "detail reconciliation (3202) is not yet available: the clearing service does not "
-    "offer it yet",
+NOT_YET_AVAILABLE: dict[str, str] = {
+    "3203": "clearing applications (3203) are not taken from institutions: the platform clears "
+    "between provinces monthly",
 }
 # What a 2601 can undo, and how: a created visit is cancelled, a settlement is cancelled.
 REVERSIBLE = {"2201": "visit", "2401": "visit", "2207": "settlement", "2304": "settlement"}

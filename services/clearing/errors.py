@@ -15,3 +15,9 @@ class LedgerEventConflict(AlreadyExists):
     """The event id was recorded before with other content."""
 
     reason = "LEDGER_EVENT_CONFLICT"
+
+
+class ReconcileInvalid(InvalidArgument):
+    """A reconciliation request is malformed (the message names the field)."""
+
+    reason = "RECONCILE_INVALID"

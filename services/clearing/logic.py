@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from services.common.values import SHANGHAI
 
@@ -26,3 +27,174 @@ def event_problem(
     if sum(funds) != total:
         return "fund_pay_sumamt is not hifp_pay + critical_illness_pay + maf_pay"
     return ""
+
+
+# --- reconciliation (3201 / 3202) ---
+
+MAX_RANGE_DAYS = 366
+MAX_DETAIL_LINES = 10_000
+OUTPATIENT_TYPES = ("11", "14")
+INPATIENT_TYPES = ("21",)
+
+
+def med_types_of(clr_type: str) -> tuple[str, ...]:
+    """The medical types a clearing category covers ("" = all)."""
+    if clr_type == "21":
+        return INPATIENT_TYPES
+    if clr_type == "11":
+        return OUTPATIENT_TYPES
+    return (*OUTPATIENT_TYPES, *INPATIENT_TYPES)
+
+
+def day_range(begin: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[first moment, moment after the last day) of a range of Asia/Shanghai days, in UTC."""
+    start = dt.datetime.combine(begin, dt.time(), SHANGHAI)
+    stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), SHANGHAI)
+    return start.astimezone(dt.UTC), stop.astimezone(dt.UTC)
+
+
+def range_problem(begin: dt.date, end: dt.date) -> str:
+    """Why a reconciliation range is refused, or ""."""
+    if end < begin:
+        return "end_date is before begin_date"
+    if (end - begin).days >= MAX_RANGE_DAYS:
+        return f"a range covers at most {MAX_RANGE_DAYS} days"
+    return ""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Counts and sums of one side of a reconciliation, in fen."""
+
+    count: int = 0
+    medfee: int = 0
+    fund: int = 0
+    acct: int = 0
+
+    def plus(self, medfee: int, fund: int, acct: int) -> Figures:
+        """These figures with one more entry."""
+        return Figures(self.count + 1, self.medfee + medfee, self.fund + fund, self.acct + acct)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ledger entry as reconciliation reads it (cancellations carry negated amounts)."""
+
+    setl_id: str
+    mdtrt_id: str
+    psn_no: str
+    cancellation: bool
+    medfee: int
+    fund: int
+    acct: int
+
+
+def platform_totals(entries: list[Entry], *, include_cancellations: bool) -> Figures:
+    """The ledger's figures: every entry (net) or only settlements that were not cancelled."""
+    cancelled = {entry.setl_id for entry in entries if entry.cancellation}
+    figures = Figures()
+    for entry in entries:
+        counted = include_cancellations or (
+            not entry.cancellation and entry.setl_id not in cancelled
+        )
+        if counted:
+            figures = figures.plus(entry.medfee, entry.fund, entry.acct)
+    return figures
+
+
+def totals_difference(platform: Figures, institution: Figures) -> str:
+    """What differs between the two sides' totals, in words ("" when balanced)."""
+    parts = []
+    for name, ours, theirs in (
+        ("fixmedins_setl_cnt", platform.count, institution.count),
+        ("medfee_sumamt", platform.medfee, institution.medfee),
+        ("fund_pay_sumamt", platform.fund, institution.fund),
+        ("acct_pay", platform.acct, institution.acct),
+    ):
+        if ours != theirs:
+            shown = (
+                (str(ours), str(theirs))
+                if name == "fixmedins_setl_cnt"
+                else (
+                    _yuan_text(ours),
+                    _yuan_text(theirs),
+                )
+            )
+            parts.append(f"{name}: platform {shown[0]}, institution {shown[1]}")
+    return "; ".join(parts)
+
+
+def _yuan_text(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One settlement as a side of a detail reconciliation has it."""
+
+    setl_id: str
+    mdtrt_id: str
+    psn_no: str
+    medfee: int
+    fund: int
+    acct: int
+    cancelled: bool
+
+
+BALANCED, PLATFORM_ONLY, INSTITUTION_ONLY, MISMATCH = "0", "1", "2", "3"
+
+
+def platform_lines(settlements: list[Entry], cancelled: set[str]) -> dict[str, Line]:
+    """The ledger's settlements by setl_id, marked cancelled when a cancellation was recorded."""
+    return {
+        entry.setl_id: Line(
+            entry.setl_id,
+            entry.mdtrt_id,
+            entry.psn_no,
+            entry.medfee,
+            entry.fund,
+            entry.acct,
+            entry.setl_id in cancelled,
+        )
+        for entry in settlements
+        if not entry.cancellation
+    }
+
+
+def detail_differences(
+    platform: dict[str, Line], institution: list[Line]
+) -> tuple[int, list[tuple[str, Line | None, Line | None, str]]]:
+    """(balanced count, differences ordered by setl_id): (result, platform, institution, memo)."""
+    theirs = {line.setl_id: line for line in institution}
+    balanced = 0
+    found: list[tuple[str, Line | None, Line | None, str]] = []
+    for setl_id in sorted(platform.keys() | theirs.keys()):
+        ours, their = platform.get(setl_id), theirs.get(setl_id)
+        if their is None:
+            found.append((PLATFORM_ONLY, ours, None, "settled on the platform, not listed"))
+        elif ours is None:
+            found.append((INSTITUTION_ONLY, None, their, "not settled on the platform"))
+        else:
+            memo = _line_difference(ours, their)
+            if memo:
+                found.append((MISMATCH, ours, their, memo))
+            else:
+                balanced += 1
+    return balanced, found
+
+
+def _line_difference(ours: Line, theirs: Line) -> str:
+    parts = [
+        f"{name}: platform {_yuan_text(a)}, institution {_yuan_text(b)}"
+        for name, a, b in (
+            ("medfee_sumamt", ours.medfee, theirs.medfee),
+            ("fund_pay_sumamt", ours.fund, theirs.fund),
+            ("acct_pay", ours.acct, theirs.acct),
+        )
+        if a != b
+    ]
+    if ours.cancelled != theirs.cancelled:
+        state = "cancelled" if ours.cancelled else "not cancelled"
+        parts.append(f"the settlement is {state} on the platform")
+    return "; ".join(parts)

@@ -506,7 +506,7 @@ async def test_bodies_and_fields_are_refused_by_name(world: World) -> None:
         (b"\xff\xfe", "the request body must be UTF-8 JSON"),
         (b"x" * 1_048_577, "the request body is larger than 1048576 bytes"),
         (his.envelope("9999", {}), "infno 9999 is not a transaction of this platform"),
-        (his.envelope("3201", {}), "reconciliation (3201) is not yet available"),
+        (his.envelope("3203", {}), "clearing applications (3203) are not taken"),
         (his.envelope("1101", {}, inf_time="yesterday"), "inf_time must be yyyy-MM-dd HH:mm:ss"),
         (his.envelope("1101", {}, opter_name="x" * 51), "opter_name is longer than 50 characters"),
         (his.envelope("1101", {}, sign_no=""), "sign_no is required: sign in with 9001 first"),
@@ -769,6 +769,83 @@ async def test_queries_discharge_and_fee_cancellation(world: World) -> None:
         key: cumulated[0][key] for key in ("insu_admdvs", "year", "cum_type_code")
     }
     assert any(row["cum_type_code"].startswith("fund_paid:131000-310-") for row in cumulated)
+
+
+async def test_settlements_reach_the_ledger_and_reconcile(world: World) -> None:
+    other = world.other
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": OUTPATIENT,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": "ZY-E2E-RECON",
+        }
+    }
+    mdtrt_id = ok(await other.call("2401", admission))["result"]["mdtrt_id"]
+    line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "4", "250.00", "1000.00")
+    ok(await other.call("2301", {"feedetail": [line]}))
+    data = {
+        "psn_no": OUTPATIENT,
+        **credential,
+        "medfee_sumamt": Decimal("1000.00"),
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "acct_used_flag": "0",
+        "insutype": "310",
+    }
+    settled = ok(await other.call("2304", {"data": data}))["setlinfo"]
+    today = today_in_china().isoformat()
+    totals = {
+        "insutype": "310",
+        "clr_type": "21",
+        "setl_optins": "110100",
+        "stmt_begndate": today,
+        "stmt_enddate": today,
+        "medfee_sumamt": Decimal("1000.00"),
+        "fund_pay_sumamt": settled["fund_pay_sumamt"],
+        "acct_pay": settled["acct_pay"],
+        "fixmedins_setl_cnt": 1,
+        "refd_setl_flag": "0",
+    }
+    # The outbox delivers to clearing in the background: reconcile until the ledger has it.
+    for _ in range(50):
+        answer = ok(await other.call("3201", {"data": totals}))["stmtinfo"]
+        if answer["stmt_rslt"] == "0":
+            break
+        await asyncio.sleep(0.2)
+    assert answer == {"setl_optins": "110100", "stmt_rslt": "0", "stmt_rslt_dscr": ""}
+    totals["medfee_sumamt"] = Decimal("1000.01")
+    mismatch = ok(await other.call("3201", {"data": totals}))["stmtinfo"]
+    assert mismatch["stmt_rslt"] == "3"
+    assert mismatch["stmt_rslt_dscr"] == "medfee_sumamt: platform 1000.00, institution 1000.01"
+    detail = {
+        "data": {"setl_optins": "110100", "stmt_begndate": today, "stmt_enddate": today},
+        "detail": [
+            {
+                "setl_id": settled["setl_id"],
+                "mdtrt_id": mdtrt_id,
+                "psn_no": OUTPATIENT,
+                "medfee_sumamt": Decimal("1000.00"),
+                "fund_pay_sumamt": settled["fund_pay_sumamt"],
+                "acct_pay": settled["acct_pay"],
+                "refd_setl_flag": "0",
+            },
+            {
+                "setl_id": "S-NOT-ON-THE-PLATFORM",
+                "medfee_sumamt": Decimal("5.00"),
+                "fund_pay_sumamt": Decimal("0.00"),
+                "acct_pay": Decimal("0.00"),
+            },
+        ],
+    }
+    compared = ok(await other.call("3202", detail))
+    assert compared["stmtinfo"] == {"stmt_rslt": "3", "balanced_count": 1, "difference_count": 1}
+    assert [(row["setl_id"], row["stmt_rslt"], row["memo"]) for row in compared["detail"]] == [
+        ("S-NOT-ON-THE-PLATFORM", "2", "not settled on the platform")
+    ]
 
 
 # --- REST for persons and the public ---

@@ -67,6 +67,18 @@ class FakeClearing(clearing_service_pb2_grpc.ClearingServiceServicer):
         self.events.setdefault(request.request_id, request.event)
         return clearing_service_pb2.RecordLedgerEventResponse(recorded=first)
 
+    async def ReconcileTotals(
+        self, request: clearing_service_pb2.ReconcileTotalsRequest, context: Any
+    ) -> clearing_service_pb2.ReconcileTotalsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this double")
+        raise AssertionError
+
+    async def ReconcileDetails(
+        self, request: clearing_service_pb2.ReconcileDetailsRequest, context: Any
+    ) -> clearing_service_pb2.ReconcileDetailsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this double")
+        raise AssertionError
+
 
 @dataclass
 class RelayedService:

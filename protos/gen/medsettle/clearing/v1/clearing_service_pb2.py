@@ -23,19 +23,37 @@ _sym_db = _symbol_database.Default()
 
 
 from medsettle.clearing.v1 import ledger_pb2 as medsettle_dot_clearing_dot_v1_dot_ledger__pb2
+from medsettle.type.v1 import date_pb2 as medsettle_dot_type_dot_v1_dot_date__pb2
+from medsettle.type.v1 import money_pb2 as medsettle_dot_type_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,medsettle/clearing/v1/clearing_service.proto\x12\x15medsettle.clearing.v1\x1a\"medsettle/clearing/v1/ledger.proto\"a\n\x18RecordLedgerEventRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x05\x65vent\x18\x02 \x01(\x0b\x32\".medsettle.clearing.v1.LedgerEvent\"-\n\x19RecordLedgerEventResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08\x32\x89\x01\n\x0f\x43learingService\x12v\n\x11RecordLedgerEvent\x12/.medsettle.clearing.v1.RecordLedgerEventRequest\x1a\x30.medsettle.clearing.v1.RecordLedgerEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,medsettle/clearing/v1/clearing_service.proto\x12\x15medsettle.clearing.v1\x1a\"medsettle/clearing/v1/ledger.proto\x1a\x1cmedsettle/type/v1/date.proto\x1a\x1dmedsettle/type/v1/money.proto\"\xbc\x01\n\x10ReconcileFigures\x12\x18\n\x10settlement_count\x18\x01 \x01(\x05\x12/\n\rmedfee_sumamt\x18\x02 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x66und_pay_sumamt\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"\x89\x02\n\x16ReconcileTotalsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x10\n\x08insutype\x18\x02 \x01(\t\x12\x10\n\x08\x63lr_type\x18\x03 \x01(\t\x12+\n\nbegin_date\x18\x04 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12)\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x1d\n\x15include_cancellations\x18\x06 \x01(\x08\x12<\n\x0binstitution\x18\x07 \x01(\x0b\x32\'.medsettle.clearing.v1.ReconcileFigures\"\xa1\x01\n\x17ReconcileTotalsResponse\x12\x36\n\x06result\x18\x01 \x01(\x0e\x32&.medsettle.clearing.v1.ReconcileResult\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x39\n\x08platform\x18\x03 \x01(\x0b\x32\'.medsettle.clearing.v1.ReconcileFigures\"\xe5\x01\n\rReconcileLine\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\x12\x10\n\x08mdtrt_id\x18\x02 \x01(\t\x12\x0e\n\x06psn_no\x18\x03 \x01(\t\x12/\n\rmedfee_sumamt\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x66und_pay_sumamt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x11\n\tcancelled\x18\x07 \x01(\x08\"\xd0\x01\n\x17ReconcileDetailsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12+\n\nbegin_date\x18\x02 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12)\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x10\n\x08\x63lr_type\x18\x04 \x01(\t\x12\x33\n\x05lines\x18\x05 \x03(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\"\xce\x01\n\x13ReconcileDifference\x12\x36\n\x06result\x18\x01 \x01(\x0e\x32&.medsettle.clearing.v1.ReconcileResult\x12\x36\n\x08platform\x18\x02 \x01(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\x12\x39\n\x0binstitution\x18\x03 \x01(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\x12\x0c\n\x04memo\x18\x04 \x01(\t\"s\n\x18ReconcileDetailsResponse\x12\x16\n\x0e\x62\x61lanced_count\x18\x01 \x01(\x05\x12?\n\x0b\x64ifferences\x18\x02 \x03(\x0b\x32*.medsettle.clearing.v1.ReconcileDifference\"a\n\x18RecordLedgerEventRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x05\x65vent\x18\x02 \x01(\x0b\x32\".medsettle.clearing.v1.LedgerEvent\"-\n\x19RecordLedgerEventResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08*\xbc\x01\n\x0fReconcileResult\x12 \n\x1cRECONCILE_RESULT_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECONCILE_RESULT_BALANCED\x10\x01\x12\"\n\x1eRECONCILE_RESULT_PLATFORM_ONLY\x10\x02\x12%\n!RECONCILE_RESULT_INSTITUTION_ONLY\x10\x03\x12\x1d\n\x19RECONCILE_RESULT_MISMATCH\x10\x04\x32\xf0\x02\n\x0f\x43learingService\x12v\n\x11RecordLedgerEvent\x12/.medsettle.clearing.v1.RecordLedgerEventRequest\x1a\x30.medsettle.clearing.v1.RecordLedgerEventResponse\x12p\n\x0fReconcileTotals\x12-.medsettle.clearing.v1.ReconcileTotalsRequest\x1a..medsettle.clearing.v1.ReconcileTotalsResponse\x12s\n\x10ReconcileDetails\x12..medsettle.clearing.v1.ReconcileDetailsRequest\x1a/.medsettle.clearing.v1.ReconcileDetailsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medsettle.clearing.v1.clearing_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_start=107
-  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_end=204
-  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_start=206
-  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_end=251
-  _globals['_CLEARINGSERVICE']._serialized_start=254
-  _globals['_CLEARINGSERVICE']._serialized_end=391
+  _globals['_RECONCILERESULT']._serialized_start=1707
+  _globals['_RECONCILERESULT']._serialized_end=1895
+  _globals['_RECONCILEFIGURES']._serialized_start=169
+  _globals['_RECONCILEFIGURES']._serialized_end=357
+  _globals['_RECONCILETOTALSREQUEST']._serialized_start=360
+  _globals['_RECONCILETOTALSREQUEST']._serialized_end=625
+  _globals['_RECONCILETOTALSRESPONSE']._serialized_start=628
+  _globals['_RECONCILETOTALSRESPONSE']._serialized_end=789
+  _globals['_RECONCILELINE']._serialized_start=792
+  _globals['_RECONCILELINE']._serialized_end=1021
+  _globals['_RECONCILEDETAILSREQUEST']._serialized_start=1024
+  _globals['_RECONCILEDETAILSREQUEST']._serialized_end=1232
+  _globals['_RECONCILEDIFFERENCE']._serialized_start=1235
+  _globals['_RECONCILEDIFFERENCE']._serialized_end=1441
+  _globals['_RECONCILEDETAILSRESPONSE']._serialized_start=1443
+  _globals['_RECONCILEDETAILSRESPONSE']._serialized_end=1558
+  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_start=1560
+  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_end=1657
+  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_start=1659
+  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_end=1704
+  _globals['_CLEARINGSERVICE']._serialized_start=1898
+  _globals['_CLEARINGSERVICE']._serialized_end=2266
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,14 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from medsettle.clearing.v1 import ledger_pb2 as _ledger_pb2
+from medsettle.type.v1 import date_pb2 as _date_pb2
+from medsettle.type.v1 import money_pb2 as _money_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -16,6 +21,326 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ReconcileResult:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReconcileResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReconcileResult.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECONCILE_RESULT_UNSPECIFIED: _ReconcileResult.ValueType  # 0
+    """Not set."""
+    RECONCILE_RESULT_BALANCED: _ReconcileResult.ValueType  # 1
+    """"0" balanced (对平)."""
+    RECONCILE_RESULT_PLATFORM_ONLY: _ReconcileResult.ValueType  # 2
+    """"1" the platform has a settlement the institution does not list (中心多)."""
+    RECONCILE_RESULT_INSTITUTION_ONLY: _ReconcileResult.ValueType  # 3
+    """"2" the institution lists a settlement the platform does not have (医药机构多)."""
+    RECONCILE_RESULT_MISMATCH: _ReconcileResult.ValueType  # 4
+    """"3" both have it, with different amounts or cancellation state (数据不一致)."""
+
+class ReconcileResult(_ReconcileResult, metaclass=_ReconcileResultEnumTypeWrapper):
+    """Reconciliation result (stmt_rslt); the numbers are the national codes."""
+
+RECONCILE_RESULT_UNSPECIFIED: ReconcileResult.ValueType  # 0
+"""Not set."""
+RECONCILE_RESULT_BALANCED: ReconcileResult.ValueType  # 1
+""""0" balanced (对平)."""
+RECONCILE_RESULT_PLATFORM_ONLY: ReconcileResult.ValueType  # 2
+""""1" the platform has a settlement the institution does not list (中心多)."""
+RECONCILE_RESULT_INSTITUTION_ONLY: ReconcileResult.ValueType  # 3
+""""2" the institution lists a settlement the platform does not have (医药机构多)."""
+RECONCILE_RESULT_MISMATCH: ReconcileResult.ValueType  # 4
+""""3" both have it, with different amounts or cancellation state (数据不一致)."""
+Global___ReconcileResult: _TypeAlias = ReconcileResult  # noqa: Y015
+
+@_typing.final
+class ReconcileFigures(_message.Message):
+    """What one side counts for a reconciliation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_COUNT_FIELD_NUMBER: _builtins.int
+    MEDFEE_SUMAMT_FIELD_NUMBER: _builtins.int
+    FUND_PAY_SUMAMT_FIELD_NUMBER: _builtins.int
+    ACCT_PAY_FIELD_NUMBER: _builtins.int
+    settlement_count: _builtins.int
+    """Settlements counted (fixmedins_setl_cnt)."""
+    @_builtins.property
+    def medfee_sumamt(self) -> _money_pb2.Money:
+        """Sum of medfee_sumamt."""
+
+    @_builtins.property
+    def fund_pay_sumamt(self) -> _money_pb2.Money:
+        """Sum of fund_pay_sumamt (the personal account excluded)."""
+
+    @_builtins.property
+    def acct_pay(self) -> _money_pb2.Money:
+        """Sum of acct_pay."""
+
+    def __init__(
+        self,
+        *,
+        settlement_count: _builtins.int = ...,
+        medfee_sumamt: _money_pb2.Money | None = ...,
+        fund_pay_sumamt: _money_pb2.Money | None = ...,
+        acct_pay: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "fund_pay_sumamt", b"fund_pay_sumamt", "medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "fund_pay_sumamt", b"fund_pay_sumamt", "medfee_sumamt", b"medfee_sumamt", "settlement_count", b"settlement_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileFigures: _TypeAlias = ReconcileFigures  # noqa: Y015
+
+@_typing.final
+class ReconcileTotalsRequest(_message.Message):
+    """Request of ReconcileTotals (3201)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    INSUTYPE_FIELD_NUMBER: _builtins.int
+    CLR_TYPE_FIELD_NUMBER: _builtins.int
+    BEGIN_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    INCLUDE_CANCELLATIONS_FIELD_NUMBER: _builtins.int
+    INSTITUTION_FIELD_NUMBER: _builtins.int
+    fixmedins_code: _builtins.str
+    """The institution."""
+    insutype: _builtins.str
+    """Insurance type ("310", "390")."""
+    clr_type: _builtins.str
+    """Clearing category: "11" outpatient (med_type 11, 14), "21" inpatient (med_type 21)."""
+    include_cancellations: _builtins.bool
+    """Count cancellations too (refd_setl_flag 1): each settlement and each cancellation is one
+    entry and the sums are net. When false only settlements not cancelled are counted.
+    """
+    @_builtins.property
+    def begin_date(self) -> _date_pb2.Date:
+        """First settlement day (Asia/Shanghai), inclusive."""
+
+    @_builtins.property
+    def end_date(self) -> _date_pb2.Date:
+        """Last settlement day (Asia/Shanghai), inclusive; at most 366 days after begin_date."""
+
+    @_builtins.property
+    def institution(self) -> Global___ReconcileFigures:
+        """The institution's figures."""
+
+    def __init__(
+        self,
+        *,
+        fixmedins_code: _builtins.str = ...,
+        insutype: _builtins.str = ...,
+        clr_type: _builtins.str = ...,
+        begin_date: _date_pb2.Date | None = ...,
+        end_date: _date_pb2.Date | None = ...,
+        include_cancellations: _builtins.bool = ...,
+        institution: Global___ReconcileFigures | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "end_date", b"end_date", "institution", b"institution"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "clr_type", b"clr_type", "end_date", b"end_date", "fixmedins_code", b"fixmedins_code", "include_cancellations", b"include_cancellations", "institution", b"institution", "insutype", b"insutype"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileTotalsRequest: _TypeAlias = ReconcileTotalsRequest  # noqa: Y015
+
+@_typing.final
+class ReconcileTotalsResponse(_message.Message):
+    """Response of ReconcileTotals."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    result: Global___ReconcileResult.ValueType
+    """BALANCED or MISMATCH."""
+    description: _builtins.str
+    """What differs, in words (stmt_rslt_dscr), empty when balanced."""
+    @_builtins.property
+    def platform(self) -> Global___ReconcileFigures:
+        """The ledger's figures for the same selection."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___ReconcileResult.ValueType = ...,
+        description: _builtins.str = ...,
+        platform: Global___ReconcileFigures | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["platform", b"platform"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "platform", b"platform", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileTotalsResponse: _TypeAlias = ReconcileTotalsResponse  # noqa: Y015
+
+@_typing.final
+class ReconcileLine(_message.Message):
+    """One settlement as the institution has it (a row of the 3202 detail file)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    MDTRT_ID_FIELD_NUMBER: _builtins.int
+    PSN_NO_FIELD_NUMBER: _builtins.int
+    MEDFEE_SUMAMT_FIELD_NUMBER: _builtins.int
+    FUND_PAY_SUMAMT_FIELD_NUMBER: _builtins.int
+    ACCT_PAY_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    setl_id: _builtins.str
+    """The settlement (setl_id)."""
+    mdtrt_id: _builtins.str
+    """The visit (mdtrt_id)."""
+    psn_no: _builtins.str
+    """The person (psn_no)."""
+    cancelled: _builtins.bool
+    """The institution has it as cancelled (refd_setl_flag 1)."""
+    @_builtins.property
+    def medfee_sumamt(self) -> _money_pb2.Money:
+        """Total medical fee."""
+
+    @_builtins.property
+    def fund_pay_sumamt(self) -> _money_pb2.Money:
+        """Total fund payment (the personal account excluded)."""
+
+    @_builtins.property
+    def acct_pay(self) -> _money_pb2.Money:
+        """Personal-account payment."""
+
+    def __init__(
+        self,
+        *,
+        setl_id: _builtins.str = ...,
+        mdtrt_id: _builtins.str = ...,
+        psn_no: _builtins.str = ...,
+        medfee_sumamt: _money_pb2.Money | None = ...,
+        fund_pay_sumamt: _money_pb2.Money | None = ...,
+        acct_pay: _money_pb2.Money | None = ...,
+        cancelled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "fund_pay_sumamt", b"fund_pay_sumamt", "medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "cancelled", b"cancelled", "fund_pay_sumamt", b"fund_pay_sumamt", "mdtrt_id", b"mdtrt_id", "medfee_sumamt", b"medfee_sumamt", "psn_no", b"psn_no", "setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileLine: _TypeAlias = ReconcileLine  # noqa: Y015
+
+@_typing.final
+class ReconcileDetailsRequest(_message.Message):
+    """Request of ReconcileDetails (3202)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIXMEDINS_CODE_FIELD_NUMBER: _builtins.int
+    BEGIN_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    CLR_TYPE_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    fixmedins_code: _builtins.str
+    """The institution."""
+    clr_type: _builtins.str
+    """Clearing category "11" or "21"; empty for both."""
+    @_builtins.property
+    def begin_date(self) -> _date_pb2.Date:
+        """First settlement day (Asia/Shanghai), inclusive."""
+
+    @_builtins.property
+    def end_date(self) -> _date_pb2.Date:
+        """Last settlement day (Asia/Shanghai), inclusive; at most 366 days after begin_date."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconcileLine]:
+        """The institution's settlements in that range, at most 10,000, each setl_id once."""
+
+    def __init__(
+        self,
+        *,
+        fixmedins_code: _builtins.str = ...,
+        begin_date: _date_pb2.Date | None = ...,
+        end_date: _date_pb2.Date | None = ...,
+        clr_type: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ReconcileLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "end_date", b"end_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "clr_type", b"clr_type", "end_date", b"end_date", "fixmedins_code", b"fixmedins_code", "lines", b"lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileDetailsRequest: _TypeAlias = ReconcileDetailsRequest  # noqa: Y015
+
+@_typing.final
+class ReconcileDifference(_message.Message):
+    """One settlement that does not reconcile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    INSTITUTION_FIELD_NUMBER: _builtins.int
+    MEMO_FIELD_NUMBER: _builtins.int
+    result: Global___ReconcileResult.ValueType
+    """How it differs."""
+    memo: _builtins.str
+    """What differs, in words (memo)."""
+    @_builtins.property
+    def platform(self) -> Global___ReconcileLine:
+        """The platform's record (absent fields when INSTITUTION_ONLY)."""
+
+    @_builtins.property
+    def institution(self) -> Global___ReconcileLine:
+        """The institution's line (absent fields when PLATFORM_ONLY)."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___ReconcileResult.ValueType = ...,
+        platform: Global___ReconcileLine | None = ...,
+        institution: Global___ReconcileLine | None = ...,
+        memo: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["institution", b"institution", "platform", b"platform"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["institution", b"institution", "memo", b"memo", "platform", b"platform", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileDifference: _TypeAlias = ReconcileDifference  # noqa: Y015
+
+@_typing.final
+class ReconcileDetailsResponse(_message.Message):
+    """Response of ReconcileDetails."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCED_COUNT_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    balanced_count: _builtins.int
+    """Settlements present on both sides with equal amounts and state."""
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconcileDifference]:
+        """Every settlement that does not reconcile, ordered by setl_id."""
+
+    def __init__(
+        self,
+        *,
+        balanced_count: _builtins.int = ...,
+        differences: _abc.Iterable[Global___ReconcileDifference] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balanced_count", b"balanced_count", "differences", b"differences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileDetailsResponse: _TypeAlias = ReconcileDetailsResponse  # noqa: Y015
 
 @_typing.final
 class RecordLedgerEventRequest(_message.Message):

@@ -40,6 +40,16 @@ class ClearingServiceStub:
                 request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventRequest.SerializeToString,
                 response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventResponse.FromString,
                 _registered_method=True)
+        self.ReconcileTotals = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/ReconcileTotals',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsResponse.FromString,
+                _registered_method=True)
+        self.ReconcileDetails = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/ReconcileDetails',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsResponse.FromString,
+                _registered_method=True)
 
 
 class ClearingServiceServicer:
@@ -54,6 +64,22 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReconcileTotals(self, request, context):
+        """Compares an institution's totals for a date range with the ledger's (3201). Callers: the
+        gateway, for the institution it authenticated, and the national platform.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReconcileDetails(self, request, context):
+        """Compares an institution's settlements one by one with the ledger's (3202): what is missing
+        on either side and which amounts differ.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClearingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +87,16 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.RecordLedgerEvent,
                     request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventRequest.FromString,
                     response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventResponse.SerializeToString,
+            ),
+            'ReconcileTotals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcileTotals,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsResponse.SerializeToString,
+            ),
+            'ReconcileDetails': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcileDetails,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +127,60 @@ class ClearingService:
             '/medsettle.clearing.v1.ClearingService/RecordLedgerEvent',
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventRequest.SerializeToString,
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcileTotals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/ReconcileTotals',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcileDetails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/ReconcileDetails',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,14 @@ class ClearingServiceStub:
     """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
     and changes nothing; the same id with other content is refused.
     """
+    ReconcileTotals: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileTotalsRequest, _clearing_service_pb2.ReconcileTotalsResponse]
+    """Compares an institution's totals for a date range with the ledger's (3201). Callers: the
+    gateway, for the institution it authenticated, and the national platform.
+    """
+    ReconcileDetails: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileDetailsRequest, _clearing_service_pb2.ReconcileDetailsResponse]
+    """Compares an institution's settlements one by one with the ledger's (3202): what is missing
+    on either side and which amounts differ.
+    """
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -46,6 +54,14 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     RecordLedgerEvent: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordLedgerEventRequest, _clearing_service_pb2.RecordLedgerEventResponse]  # type: ignore[assignment]
     """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
     and changes nothing; the same id with other content is refused.
+    """
+    ReconcileTotals: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileTotalsRequest, _clearing_service_pb2.ReconcileTotalsResponse]  # type: ignore[assignment]
+    """Compares an institution's totals for a date range with the ledger's (3201). Callers: the
+    gateway, for the institution it authenticated, and the national platform.
+    """
+    ReconcileDetails: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileDetailsRequest, _clearing_service_pb2.ReconcileDetailsResponse]  # type: ignore[assignment]
+    """Compares an institution's settlements one by one with the ledger's (3202): what is missing
+    on either side and which amounts differ.
     """
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +75,26 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_clearing_service_pb2.RecordLedgerEventResponse, _abc.Awaitable[_clearing_service_pb2.RecordLedgerEventResponse]]:
         """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
         and changes nothing; the same id with other content is refused.
+        """
+
+    @_abc_1.abstractmethod
+    def ReconcileTotals(
+        self,
+        request: _clearing_service_pb2.ReconcileTotalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ReconcileTotalsResponse, _abc.Awaitable[_clearing_service_pb2.ReconcileTotalsResponse]]:
+        """Compares an institution's totals for a date range with the ledger's (3201). Callers: the
+        gateway, for the institution it authenticated, and the national platform.
+        """
+
+    @_abc_1.abstractmethod
+    def ReconcileDetails(
+        self,
+        request: _clearing_service_pb2.ReconcileDetailsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ReconcileDetailsResponse, _abc.Awaitable[_clearing_service_pb2.ReconcileDetailsResponse]]:
+        """Compares an institution's settlements one by one with the ledger's (3202): what is missing
+        on either side and which amounts differ.
         """
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
