@@ -144,6 +144,22 @@ def fee(
     }
 
 
+async def admit(his: His, psn_no: str, credential: dict[str, str], ipt_no: str) -> str:
+    """2401 of an ordinary inpatient stay; the mdtrt_id."""
+    admission = {
+        "mdtrtinfo": {
+            "psn_no": psn_no,
+            "insutype": "310",
+            "begntime": now_text(),
+            **credential,
+            "med_type": "21",
+            "ipt_no": ipt_no,
+        }
+    }
+    mdtrt_id: str = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    return mdtrt_id
+
+
 def age(birth: dt.date, on: dt.date) -> Decimal:
     years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
     return Decimal(years).quantize(Decimal("0.1"))
@@ -463,17 +479,7 @@ async def test_an_institution_cannot_act_as_another(world: World) -> None:
 async def test_another_institutions_visit_is_not_found(world: World) -> None:
     his, other = world.his, world.other
     credential = {"mdtrt_cert_type": "01", "mdtrt_cert_no": world.voucher}
-    admission = {
-        "mdtrtinfo": {
-            "psn_no": INPATIENT,
-            "insutype": "310",
-            "begntime": now_text(),
-            **credential,
-            "med_type": "21",
-            "ipt_no": "ZY-E2E-BOLA",
-        }
-    }
-    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    mdtrt_id = await admit(his, INPATIENT, credential, "ZY-E2E-BOLA")
     line = fee("1", mdtrt_id, INPATIENT, "XD0000", "1", "10.00", "10.00")
     answer = await other.call("2301", {"feedetail": [line]})
     assert refused(answer) == f"{OTHER_HOSPITAL} has no visit {mdtrt_id} [VISIT_NOT_FOUND]"
@@ -603,17 +609,7 @@ async def test_a_reversal_cancels_a_settlement_and_a_tombstone_refuses_a_late_or
 ) -> None:
     his = world.his
     credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
-    admission = {
-        "mdtrtinfo": {
-            "psn_no": OUTPATIENT,
-            "insutype": "310",
-            "begntime": now_text(),
-            **credential,
-            "med_type": "21",
-            "ipt_no": "ZY-E2E-2601",
-        }
-    }
-    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    mdtrt_id = await admit(his, OUTPATIENT, credential, "ZY-E2E-2601")
     line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "10.00", "10.00")
     ok(await his.call("2301", {"feedetail": [line]}))
     settle = his.envelope(
@@ -660,17 +656,7 @@ async def test_signing_out_ends_the_session(world: World) -> None:
 async def test_concurrent_repeats_of_one_settlement_settle_once(world: World) -> None:
     his = world.his
     credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
-    admission = {
-        "mdtrtinfo": {
-            "psn_no": OUTPATIENT,
-            "insutype": "310",
-            "begntime": now_text(),
-            **credential,
-            "med_type": "21",
-            "ipt_no": "ZY-E2E-RACE",
-        }
-    }
-    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    mdtrt_id = await admit(his, OUTPATIENT, credential, "ZY-E2E-RACE")
     ok(
         await his.call(
             "2301", {"feedetail": [fee("1", mdtrt_id, OUTPATIENT, "XD0000", "2", "5.00", "10.00")]}
@@ -717,17 +703,7 @@ async def test_queries_discharge_and_fee_cancellation(world: World) -> None:
     )
     assert (item["recordCounts"], item["data"][0]["pric_uplmt_amt"]) == (1, Decimal("60.00"))
     credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
-    admission = {
-        "mdtrtinfo": {
-            "psn_no": OUTPATIENT,
-            "insutype": "310",
-            "begntime": now_text(),
-            **credential,
-            "med_type": "21",
-            "ipt_no": "ZY-E2E-DSCG",
-        }
-    }
-    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    mdtrt_id = await admit(his, OUTPATIENT, credential, "ZY-E2E-DSCG")
     lines = [
         fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "10.00", "10.00"),
         fee("2", mdtrt_id, OUTPATIENT, "XD0002", "1", "20.00", "20.00"),
@@ -774,17 +750,7 @@ async def test_queries_discharge_and_fee_cancellation(world: World) -> None:
 async def test_settlements_reach_the_ledger_and_reconcile(world: World) -> None:
     other = world.other
     credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
-    admission = {
-        "mdtrtinfo": {
-            "psn_no": OUTPATIENT,
-            "insutype": "310",
-            "begntime": now_text(),
-            **credential,
-            "med_type": "21",
-            "ipt_no": "ZY-E2E-RECON",
-        }
-    }
-    mdtrt_id = ok(await other.call("2401", admission))["result"]["mdtrt_id"]
+    mdtrt_id = await admit(other, OUTPATIENT, credential, "ZY-E2E-RECON")
     line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "4", "250.00", "1000.00")
     ok(await other.call("2301", {"feedetail": [line]}))
     data = {
@@ -854,17 +820,7 @@ async def test_settlements_reach_the_ledger_and_reconcile(world: World) -> None:
 async def _settled_visit(his: His, voucher: str, visit_no: str) -> str:
     """Admit INPATIENT, upload one line and settle; the setl_id."""
     credential = {"mdtrt_cert_type": "01", "mdtrt_cert_no": voucher}
-    admission = {
-        "mdtrtinfo": {
-            "psn_no": INPATIENT,
-            "insutype": "310",
-            "begntime": now_text(),
-            **credential,
-            "med_type": "21",
-            "ipt_no": visit_no,
-        }
-    }
-    mdtrt_id = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
+    mdtrt_id = await admit(his, INPATIENT, credential, visit_no)
     line = fee("1", mdtrt_id, INPATIENT, "XD0000", "4", "300.00", "1200.00")
     ok(await his.call("2301", {"feedetail": [line]}))
     data = {
