@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 from dataclasses import dataclass
 
 from services.common.values import SHANGHAI
@@ -198,3 +200,74 @@ def _line_difference(ours: Line, theirs: Line) -> str:
         state = "cancelled" if ours.cancelled else "not cancelled"
         parts.append(f"the settlement is {state} on the platform")
     return "; ".join(parts)
+
+
+# --- monthly clearing between provinces ---
+
+_PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def period_problem(period: str) -> str:
+    """Why a period is not "YYYY-MM", or ""."""
+    return "" if _PERIOD.fullmatch(period) else "period must be YYYY-MM"
+
+
+@dataclass(frozen=True)
+class PairTotals:
+    """What one insured province owes one treatment province, in fen."""
+
+    insured_prov: str
+    treatment_prov: str
+    entry_count: int
+    medfee: int
+    hifp: int
+    critical: int
+    maf: int
+    acct: int
+
+    @property
+    def clearing(self) -> int:
+        """The funds plus the personal account: what the insured province pays."""
+        return self.hifp + self.critical + self.maf + self.acct
+
+
+def statement_hash(period: str, pairs: list[PairTotals]) -> str:
+    """SHA-256 over the period's statements in a fixed order: equal ledgers, equal hashes."""
+    lines = [period] + [
+        f"{p.insured_prov}>{p.treatment_prov}:{p.entry_count}:{p.medfee}:{p.hifp}:{p.critical}:"
+        f"{p.maf}:{p.acct}"
+        for p in sorted(pairs, key=lambda pair: (pair.insured_prov, pair.treatment_prov))
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Position:
+    """A province's net position: owed to it as treatment province minus owed by it as insured."""
+
+    province: str
+    receivable: int
+    payable: int
+
+    @property
+    def net(self) -> int:
+        """receivable - payable."""
+        return self.receivable - self.payable
+
+
+def net_positions(pairs: list[PairTotals]) -> list[Position]:
+    """Every province's position; they sum to exactly zero (each amount is counted once as
+    receivable and once as payable)."""
+    receivable: dict[str, int] = {}
+    payable: dict[str, int] = {}
+    for pair in pairs:
+        receivable[pair.treatment_prov] = receivable.get(pair.treatment_prov, 0) + pair.clearing
+        payable[pair.insured_prov] = payable.get(pair.insured_prov, 0) + pair.clearing
+    provinces = sorted(receivable.keys() | payable.keys())
+    return [Position(p, receivable.get(p, 0), payable.get(p, 0)) for p in provinces]
+
+
+def transfers(positions: list[Position]) -> list[tuple[str, bool, int]]:
+    """(province, pays into the central account, amount): one per province with a non-zero
+    position, so at most N transfers instead of one per province pair."""
+    return [(p.province, p.net < 0, abs(p.net)) for p in positions if p.net]

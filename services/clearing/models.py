@@ -54,3 +54,68 @@ class LedgerEntryRow(Base):
     event_hash: Mapped[str] = mapped_column(String(64))
     """SHA-256 of the event; a redelivery must carry the same."""
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    cleared_period: Mapped[str | None] = mapped_column(String(7), index=True)
+    """The clearing period that included this entry; empty until cleared (or while disputed)."""
+
+
+class PeriodRow(Base):
+    """A clearing period and its state (PeriodState numbers)."""
+
+    __tablename__ = "clearing_periods"
+    __table_args__ = (CheckConstraint("state IN (1, 2, 3)", name="known_state"),)
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    state: Mapped[int] = mapped_column(Integer)
+    statement_hash: Mapped[str] = mapped_column(String(64))
+    run_request_id: Mapped[str] = mapped_column(String(64))
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TreatmentConfirmationRow(Base):
+    """A treatment province's confirmation that its month is complete."""
+
+    __tablename__ = "treatment_confirmations"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    province: Mapped[str] = mapped_column(String(6), primary_key=True)
+    confirmed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StatementRow(Base):
+    """What one insured province owes one treatment province for a period, in fen."""
+
+    __tablename__ = "statements"
+    __table_args__ = (
+        CheckConstraint(
+            "clearing_fen = hifp_pay_fen + critical_pay_fen + maf_pay_fen + acct_pay_fen",
+            name="amount_adds_up",
+        ),
+    )
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    insured_prov: Mapped[str] = mapped_column(String(6), primary_key=True)
+    treatment_prov: Mapped[str] = mapped_column(String(6), primary_key=True)
+    entry_count: Mapped[int] = mapped_column(Integer)
+    medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
+    hifp_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    critical_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    maf_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    acct_pay_fen: Mapped[int] = mapped_column(BigInteger)
+    clearing_fen: Mapped[int] = mapped_column(BigInteger)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DisputeRow(Base):
+    """A settlement an insured province disputed (DisputeState numbers)."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (CheckConstraint("state IN (1, 2)", name="known_state"),)
+
+    setl_id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    insured_prov: Mapped[str] = mapped_column(String(6))
+    reason: Mapped[str] = mapped_column(String(200))
+    state: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from medsettle.clearing.v1 import ledger_pb2
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.clearing.logic import Entry
-from services.clearing.models import LedgerEntryRow
+from services.clearing.logic import Entry, PairTotals
+from services.clearing.models import (
+    DisputeRow,
+    LedgerEntryRow,
+    PeriodRow,
+    StatementRow,
+    TreatmentConfirmationRow,
+)
+from services.common.db import insert_missing
 
 _CANCELLED = ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
+_OPEN_DISPUTE = 1
 
 
 def _entry(row: LedgerEntryRow) -> Entry:
@@ -65,3 +74,135 @@ class ClearingRepository:
             )
             found.update(await self._session.scalars(query))
         return found
+
+    # --- monthly clearing ---
+
+    def _disputed(self) -> Any:
+        return select(DisputeRow.setl_id).where(DisputeRow.state == _OPEN_DISPUTE)
+
+    def _clearable(self, period: str) -> Any:
+        """Entries the period's clearing covers: already in it, or uncleared from it or earlier
+        and not under an open dispute."""
+        return or_(
+            LedgerEntryRow.cleared_period == period,
+            (LedgerEntryRow.cleared_period.is_(None))
+            & (LedgerEntryRow.period <= period)
+            & LedgerEntryRow.setl_id.not_in(self._disputed()),
+        )
+
+    async def period(self, period: str, *, lock: bool = False) -> PeriodRow | None:
+        """One period row."""
+        query = select(PeriodRow).where(PeriodRow.period == period)
+        if lock:
+            query = query.with_for_update()
+        return await self._session.scalar(query.execution_options(populate_existing=True))
+
+    async def open_period(self, period: str) -> PeriodRow:
+        """The period row, created OPEN when missing, locked."""
+        await insert_missing(
+            self._session,
+            PeriodRow,
+            {"period": period, "state": 1, "statement_hash": "", "run_request_id": ""},
+        )
+        row = await self.period(period, lock=True)
+        assert row is not None
+        return row
+
+    async def treatment_provinces(self, period: str) -> list[str]:
+        """Treatment provinces with entries the period's clearing covers."""
+        query = select(LedgerEntryRow.treatment_prov).where(self._clearable(period)).distinct()
+        return sorted(await self._session.scalars(query))
+
+    async def confirmed_provinces(self, period: str) -> list[str]:
+        """Treatment provinces that confirmed the period."""
+        query = select(TreatmentConfirmationRow.province).where(
+            TreatmentConfirmationRow.period == period
+        )
+        return sorted(await self._session.scalars(query))
+
+    async def confirm_treatment(self, period: str, province: str, now: dt.datetime) -> None:
+        """Record a treatment province's confirmation (a repeat changes nothing)."""
+        await insert_missing(
+            self._session,
+            TreatmentConfirmationRow,
+            {"period": period, "province": province, "confirmed_at": now},
+        )
+
+    async def assign_entries(self, period: str) -> None:
+        """Put the clearable entries in the period and take disputed ones out of it."""
+        await self._session.execute(
+            update(LedgerEntryRow)
+            .where(
+                LedgerEntryRow.cleared_period == period,
+                LedgerEntryRow.setl_id.in_(self._disputed()),
+            )
+            .values(cleared_period=None)
+        )
+        await self._session.execute(
+            update(LedgerEntryRow)
+            .where(
+                LedgerEntryRow.cleared_period.is_(None),
+                LedgerEntryRow.period <= period,
+                LedgerEntryRow.setl_id.not_in(self._disputed()),
+            )
+            .values(cleared_period=period)
+        )
+
+    async def pair_totals(self, period: str) -> list[PairTotals]:
+        """Sums per (insured province, treatment province) of the entries cleared in the period."""
+        row = LedgerEntryRow
+        query = (
+            select(
+                row.insured_prov,
+                row.treatment_prov,
+                func.count(),
+                func.sum(row.medfee_sumamt_fen),
+                func.sum(row.hifp_pay_fen),
+                func.sum(row.critical_pay_fen),
+                func.sum(row.maf_pay_fen),
+                func.sum(row.acct_pay_fen),
+            )
+            .where(row.cleared_period == period)
+            .group_by(row.insured_prov, row.treatment_prov)
+            .order_by(row.insured_prov, row.treatment_prov)
+        )
+        return [
+            PairTotals(a, b, int(n), int(m), int(h), int(c), int(f), int(acct))
+            for a, b, n, m, h, c, f, acct in await self._session.execute(query)
+        ]
+
+    async def statements(self, period: str) -> list[StatementRow]:
+        """The period's statements, by insured then treatment province."""
+        query = (
+            select(StatementRow)
+            .where(StatementRow.period == period)
+            .order_by(StatementRow.insured_prov, StatementRow.treatment_prov)
+        )
+        return list(await self._session.scalars(query))
+
+    async def replace_statements(self, period: str, rows: list[StatementRow]) -> None:
+        """The period's statements become these."""
+        await self._session.execute(delete(StatementRow).where(StatementRow.period == period))
+        self._session.add_all(rows)
+
+    async def cleared_entries(self, setl_id: str, period: str) -> list[LedgerEntryRow]:
+        """A settlement's entries cleared in the period."""
+        query = select(LedgerEntryRow).where(
+            LedgerEntryRow.setl_id == setl_id, LedgerEntryRow.cleared_period == period
+        )
+        return list(await self._session.scalars(query))
+
+    async def dispute(self, setl_id: str, *, lock: bool = False) -> DisputeRow | None:
+        """A settlement's dispute row."""
+        query = select(DisputeRow).where(DisputeRow.setl_id == setl_id)
+        if lock:
+            query = query.with_for_update()
+        return await self._session.scalar(query.execution_options(populate_existing=True))
+
+    async def release_entries(self, setl_id: str, period: str) -> None:
+        """Take a settlement's entries out of the period they were cleared in."""
+        await self._session.execute(
+            update(LedgerEntryRow)
+            .where(LedgerEntryRow.setl_id == setl_id, LedgerEntryRow.cleared_period == period)
+            .values(cleared_period=None)
+        )

@@ -11,8 +11,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clearing import logic
-from services.clearing.errors import LedgerEventConflict, LedgerEventInvalid, ReconcileInvalid
-from services.clearing.models import LedgerEntryRow
+from services.clearing.errors import (
+    DisputeExists,
+    DisputeNotFound,
+    LedgerEventConflict,
+    LedgerEventInvalid,
+    PeriodClosed,
+    PeriodInvalid,
+    PeriodNotCleared,
+    ReconcileInvalid,
+    SettlementNotInPeriod,
+    StatementChanged,
+    StatementNotFound,
+    TreatmentNotConfirmed,
+)
+from services.clearing.models import DisputeRow, LedgerEntryRow, PeriodRow, StatementRow
 from services.clearing.repository import ClearingRepository
 from services.common.callers import caller_from_metadata
 from services.common.errors import PermissionDenied
@@ -177,6 +190,132 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
             ],
         )
 
+    # --- monthly clearing ---
+
+    async def ConfirmTreatmentPeriod(
+        self, request: clearing_service_pb2.ConfirmTreatmentPeriodRequest, context: Context
+    ) -> clearing_service_pb2.ClearingPeriod:
+        period = _period(request.period)
+        province = _province_acting(context, request.province)
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            row = await repository.open_period(period)
+            if row.state == _CLOSED:
+                raise PeriodClosed(f"period {period} is closed", period=period)
+            await repository.confirm_treatment(period, province, _now())
+            return await _period_to_proto(repository, row)
+
+    async def RunClearing(
+        self, request: clearing_service_pb2.RunClearingRequest, context: Context
+    ) -> clearing_service_pb2.ClearingRun:
+        if not caller_from_metadata(context.invocation_metadata()).is_national:
+            raise PermissionDenied("clearing is run by the national platform")
+        if not request.request_id or len(request.request_id) > 64:
+            raise PeriodInvalid("request_id is required, at most 64 characters")
+        period = _period(request.period)
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            row = await repository.open_period(period)
+            if row.state == _CLOSED:
+                raise PeriodClosed(f"period {period} is closed", period=period)
+            pending = sorted(
+                set(await repository.treatment_provinces(period))
+                - set(await repository.confirmed_provinces(period))
+            )
+            if pending:
+                raise TreatmentNotConfirmed(
+                    f"treatment provinces {', '.join(pending)} have not confirmed {period}",
+                    period=period,
+                )
+            row.run_request_id = request.request_id
+            await _clear(repository, row)
+            return await _run_to_proto(repository, row, None)
+
+    async def ConfirmStatement(
+        self, request: clearing_service_pb2.ConfirmStatementRequest, context: Context
+    ) -> clearing_service_pb2.ClearingPeriod:
+        period = _period(request.period)
+        province = _province_acting(context, request.province)
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            row = await _cleared_period(repository, period)
+            if request.statement_hash != row.statement_hash:
+                raise StatementChanged(
+                    f"the statements of {period} changed since {request.statement_hash[:12]}; "
+                    "review them again",
+                    period=period,
+                )
+            statements = await repository.statements(period)
+            own = [s for s in statements if s.insured_prov == province]
+            if not own:
+                raise StatementNotFound(f"{province} has no statement in {period}", period=period)
+            now = _now()
+            for statement in own:
+                statement.confirmed_at = statement.confirmed_at or now
+            if all(s.confirmed_at for s in statements):
+                row.state = _CLOSED
+                row.closed_at = now
+            return await _period_to_proto(repository, row)
+
+    async def DisputeSettlement(
+        self, request: clearing_service_pb2.DisputeSettlementRequest, context: Context
+    ) -> clearing_service_pb2.Dispute:
+        period = _period(request.period)
+        if not 1 <= len(request.reason) <= 200:
+            raise PeriodInvalid("reason: 1 to 200 characters", field="reason")
+        caller = caller_from_metadata(context.invocation_metadata())
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            row = await _cleared_period(repository, period)
+            entries = await repository.cleared_entries(request.setl_id, period)
+            insured = entries[0].insured_prov if entries else ""
+            if not entries or not (caller.is_national or caller.province_prefix == insured[:2]):
+                raise SettlementNotInPeriod(
+                    f"settlement {request.setl_id} was not cleared in {period} for the caller",
+                    setlId=request.setl_id,
+                )
+            dispute = await repository.dispute(request.setl_id, lock=True)
+            if dispute is not None and dispute.state == _OPEN_DISPUTE:
+                raise DisputeExists(f"settlement {request.setl_id} is already disputed")
+            if dispute is None:
+                dispute = DisputeRow(setl_id=request.setl_id, raised_at=_now())
+                session.add(dispute)
+            dispute.period, dispute.insured_prov, dispute.reason = period, insured, request.reason
+            dispute.state, dispute.raised_at, dispute.resolved_at = _OPEN_DISPUTE, _now(), None
+            await session.flush()
+            await repository.release_entries(request.setl_id, period)
+            await _clear(repository, row)
+            return _dispute_to_proto(dispute)
+
+    async def ResolveDispute(
+        self, request: clearing_service_pb2.ResolveDisputeRequest, context: Context
+    ) -> clearing_service_pb2.Dispute:
+        caller = caller_from_metadata(context.invocation_metadata())
+        async with self._sessions.begin() as session:
+            dispute = await ClearingRepository(session).dispute(request.setl_id, lock=True)
+            allowed = dispute is not None and (
+                caller.is_national or caller.province_prefix == dispute.insured_prov[:2]
+            )
+            if dispute is None or not allowed or dispute.state != _OPEN_DISPUTE:
+                raise DisputeNotFound(f"no open dispute of settlement {request.setl_id}")
+            dispute.state, dispute.resolved_at = _RESOLVED_DISPUTE, _now()
+            return _dispute_to_proto(dispute)
+
+    async def GetClearingRun(
+        self, request: clearing_service_pb2.GetClearingRunRequest, context: Context
+    ) -> clearing_service_pb2.ClearingRun:
+        period = _period(request.period)
+        caller = caller_from_metadata(context.invocation_metadata())
+        if caller.kind not in ("province", "national"):
+            raise PermissionDenied("clearing results are for provinces and the national platform")
+        async with self._sessions() as session:
+            repository = ClearingRepository(session)
+            row = await repository.period(period)
+            if row is None:
+                row = PeriodRow(period=period, state=_OPEN, statement_hash="", run_request_id="")
+            party = None if caller.is_national else caller.province_prefix
+            return await _run_to_proto(repository, row, party)
+
 
 _RESULTS = {
     logic.BALANCED: clearing_service_pb2.RECONCILE_RESULT_BALANCED,
@@ -229,4 +368,162 @@ def _line_to_proto(line: logic.Line | None) -> clearing_service_pb2.ReconcileLin
         fund_pay_sumamt=money(line.fund),
         acct_pay=money(line.acct),
         cancelled=line.cancelled,
+    )
+
+
+_OPEN, _CLEARED, _CLOSED = 1, 2, 3
+_OPEN_DISPUTE, _RESOLVED_DISPUTE = 1, 2
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _period(period: str) -> str:
+    problem = logic.period_problem(period)
+    if problem:
+        raise PeriodInvalid(problem, field="period")
+    return period
+
+
+def _province_acting(context: Context, province: str) -> str:
+    """The province a confirmation is for: the caller's own, or any for national."""
+    if len(province) != 6 or not province.endswith("0000") or not province.isdigit():
+        raise PeriodInvalid("province must be a province code such as 110000", field="province")
+    caller = caller_from_metadata(context.invocation_metadata())
+    if not caller.is_national and caller.province_prefix != province[:2]:
+        raise PermissionDenied(f"a province confirms only for itself, not for {province}")
+    return province
+
+
+async def _cleared_period(repository: ClearingRepository, period: str) -> PeriodRow:
+    row = await repository.period(period, lock=True)
+    if row is None or row.state == _OPEN:
+        raise PeriodNotCleared(f"period {period} has not been cleared", period=period)
+    if row.state == _CLOSED:
+        raise PeriodClosed(f"period {period} is closed", period=period)
+    return row
+
+
+async def _clear(repository: ClearingRepository, row: PeriodRow) -> None:
+    """Assign the clearable entries to the period and compute its statements; a statement whose
+    amounts did not change keeps its confirmation."""
+    await repository.assign_entries(row.period)
+    pairs = await repository.pair_totals(row.period)
+    before = {
+        (s.insured_prov, s.treatment_prov): s for s in await repository.statements(row.period)
+    }
+    rows = []
+    for pair in pairs:
+        earlier = before.get((pair.insured_prov, pair.treatment_prov))
+        same = earlier is not None and (
+            earlier.entry_count,
+            earlier.medfee_sumamt_fen,
+            earlier.clearing_fen,
+        ) == (pair.entry_count, pair.medfee, pair.clearing)
+        rows.append(
+            StatementRow(
+                period=row.period,
+                insured_prov=pair.insured_prov,
+                treatment_prov=pair.treatment_prov,
+                entry_count=pair.entry_count,
+                medfee_sumamt_fen=pair.medfee,
+                hifp_pay_fen=pair.hifp,
+                critical_pay_fen=pair.critical,
+                maf_pay_fen=pair.maf,
+                acct_pay_fen=pair.acct,
+                clearing_fen=pair.clearing,
+                confirmed_at=earlier.confirmed_at if same and earlier else None,
+            )
+        )
+    await repository.replace_statements(row.period, rows)
+    row.statement_hash = logic.statement_hash(row.period, pairs)
+    now = _now()
+    row.cleared_at = now
+    row.state = _CLEARED if rows else _CLOSED
+    if not rows:
+        row.closed_at = now
+
+
+async def _period_to_proto(
+    repository: ClearingRepository, row: PeriodRow
+) -> clearing_service_pb2.ClearingPeriod:
+    confirmed = await repository.confirmed_provinces(row.period)
+    involved = await repository.treatment_provinces(row.period)
+    return clearing_service_pb2.ClearingPeriod(
+        period=row.period,
+        state=row.state,  # type: ignore[arg-type]
+        confirmed_treatment_provinces=confirmed,
+        pending_treatment_provinces=sorted(set(involved) - set(confirmed)),
+        statement_hash=row.statement_hash,
+    )
+
+
+async def _run_to_proto(
+    repository: ClearingRepository, row: PeriodRow, party: str | None
+) -> clearing_service_pb2.ClearingRun:
+    """The run as `party` (a two-digit province prefix; None = national) may see it."""
+    statements = await repository.statements(row.period) if row.state != _OPEN else []
+    pairs = [
+        logic.PairTotals(
+            s.insured_prov,
+            s.treatment_prov,
+            s.entry_count,
+            s.medfee_sumamt_fen,
+            s.hifp_pay_fen,
+            s.critical_pay_fen,
+            s.maf_pay_fen,
+            s.acct_pay_fen,
+        )
+        for s in statements
+    ]
+    positions = logic.net_positions(pairs)
+    visible = [
+        s
+        for s in statements
+        if party is None or party in (s.insured_prov[:2], s.treatment_prov[:2])
+    ]
+    shown_positions = [p for p in positions if party is None or p.province[:2] == party]
+    transfers = [t for t in logic.transfers(positions) if party is None or t[0][:2] == party]
+    return clearing_service_pb2.ClearingRun(
+        period=await _period_to_proto(repository, row),
+        statements=[
+            clearing_service_pb2.Statement(
+                period=s.period,
+                insured_prov=s.insured_prov,
+                treatment_prov=s.treatment_prov,
+                entry_count=s.entry_count,
+                medfee_sumamt=money(s.medfee_sumamt_fen),
+                hifp_pay=money(s.hifp_pay_fen),
+                critical_illness_pay=money(s.critical_pay_fen),
+                maf_pay=money(s.maf_pay_fen),
+                acct_pay=money(s.acct_pay_fen),
+                clearing_amount=money(s.clearing_fen),
+                confirmed=s.confirmed_at is not None,
+            )
+            for s in visible
+        ],
+        positions=[
+            clearing_service_pb2.NetPosition(
+                province=p.province,
+                receivable=money(p.receivable),
+                payable=money(p.payable),
+                net=money(p.net),
+            )
+            for p in shown_positions
+        ],
+        transfers=[
+            clearing_service_pb2.Transfer(province=province, to_central=pays, amount=money(amount))
+            for province, pays, amount in transfers
+        ],
+    )
+
+
+def _dispute_to_proto(row: DisputeRow) -> clearing_service_pb2.Dispute:
+    return clearing_service_pb2.Dispute(
+        setl_id=row.setl_id,
+        period=row.period,
+        insured_prov=row.insured_prov,
+        reason=row.reason,
+        state=row.state,  # type: ignore[arg-type]
     )

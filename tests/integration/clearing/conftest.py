@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from medsettle.clearing.v1 import clearing_service_pb2_grpc
+from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.clearing.config import ClearingSettings
 from services.clearing.models import Base
 from services.clearing.server import MIGRATIONS_DIR, build_servicer, registrar
 from services.common.runtime import Storage, open_storage
-from tests.harness import serving
+from services.common.values import money, timestamp
+from tests.harness import national, serving
 
 if TYPE_CHECKING:
     Stub = clearing_service_pb2_grpc.ClearingServiceAsyncStub
@@ -30,3 +32,51 @@ async def clearing(
         settings, storage, registrar(build_servicer(storage)), tracer_provider
     ) as ch:
         yield clearing_service_pb2_grpc.ClearingServiceStub(ch), storage
+
+
+HOSPITAL = "H11010000001"
+
+
+async def record(
+    stub: Stub,
+    setl_id: str,
+    *,
+    medfee: int,
+    fund: int,
+    acct: int = 0,
+    med_type: str = "21",
+    cancel: bool = False,
+    day: dt.date = dt.date(2026, 11, 20),
+    insured: str = "131000",
+    treatment: str = "110100",
+) -> None:
+    """Record a settlement (or, with cancel, its cancellation) at 10:00 Beijing time on `day`."""
+    sign = -1 if cancel else 1
+    when = dt.datetime.combine(day, dt.time(2), dt.UTC)
+    event_id = f"{setl_id}{'C' if cancel else 'S'}"
+    await stub.RecordLedgerEvent(
+        clearing_service_pb2.RecordLedgerEventRequest(
+            request_id=event_id,
+            event=ledger_pb2.LedgerEvent(
+                event_id=event_id,
+                kind=ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
+                if cancel
+                else ledger_pb2.LEDGER_EVENT_KIND_SETTLED,
+                setl_id=setl_id,
+                mdtrt_id=f"M{setl_id}",
+                fixmedins_code=HOSPITAL,
+                treatment_admdvs=treatment,
+                insuplc_admdvs=insured,
+                insutype="310",
+                med_type=med_type,
+                event_time=timestamp(when),
+                medfee_sumamt=money(sign * medfee),
+                hifp_pay=money(sign * fund),
+                fund_pay_sumamt=money(sign * fund),
+                acct_pay=money(sign * acct),
+                psn_cash_pay=money(sign * (medfee - fund - acct)),
+                psn_no="P1",
+            ),
+        ),
+        metadata=national(),
+    )

@@ -6,62 +6,18 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import grpc
-from medsettle.clearing.v1 import clearing_service_pb2, ledger_pb2
+from medsettle.clearing.v1 import clearing_service_pb2
 
 from services.common.runtime import Storage
-from services.common.values import date_to_proto, money, timestamp
-from tests.harness import national, province, refusal
+from services.common.values import date_to_proto, money
+from tests.harness import province, refusal
+from tests.integration.clearing.conftest import HOSPITAL, record
 
 if TYPE_CHECKING:
     from tests.integration.clearing.conftest import Stub
 
 GATEWAY = (("x-medsettle-caller", "gateway"),)
-HOSPITAL = "H11010000001"
-DAY = dt.date(2026, 11, 20)
 _C = clearing_service_pb2
-
-
-async def record(
-    stub: Stub,
-    setl_id: str,
-    *,
-    medfee: int,
-    fund: int,
-    acct: int = 0,
-    med_type: str = "21",
-    cancel: bool = False,
-    day: dt.date = DAY,
-) -> None:
-    sign = -1 if cancel else 1
-    # 02:00 UTC is 10:00 in Asia/Shanghai, well inside the day.
-    when = dt.datetime.combine(day, dt.time(2), dt.UTC)
-    event_id = f"{setl_id}{'C' if cancel else 'S'}"
-    await stub.RecordLedgerEvent(
-        _C.RecordLedgerEventRequest(
-            request_id=event_id,
-            event=ledger_pb2.LedgerEvent(
-                event_id=event_id,
-                kind=ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
-                if cancel
-                else ledger_pb2.LEDGER_EVENT_KIND_SETTLED,
-                setl_id=setl_id,
-                mdtrt_id=f"M{setl_id}",
-                fixmedins_code=HOSPITAL,
-                treatment_admdvs="110100",
-                insuplc_admdvs="131000",
-                insutype="310",
-                med_type=med_type,
-                event_time=timestamp(when),
-                medfee_sumamt=money(sign * medfee),
-                hifp_pay=money(sign * fund),
-                fund_pay_sumamt=money(sign * fund),
-                acct_pay=money(sign * acct),
-                psn_cash_pay=money(sign * (medfee - fund - acct)),
-                psn_no="P1",
-            ),
-        ),
-        metadata=national(),
-    )
 
 
 async def ledger_of_november(stub: Stub) -> None:
@@ -69,7 +25,7 @@ async def ledger_of_november(stub: Stub) -> None:
     await record(stub, "S2", medfee=10_000, fund=8_000, acct=1_000)
     await record(stub, "S3", medfee=6_429, fund=4_889, med_type="14")  # outpatient
     await record(stub, "S2", medfee=10_000, fund=8_000, acct=1_000, cancel=True)
-    await record(stub, "S4", medfee=5_000, fund=4_000, day=DAY + dt.timedelta(days=20))
+    await record(stub, "S4", medfee=5_000, fund=4_000, day=dt.date(2026, 12, 10))
 
 
 def totals(

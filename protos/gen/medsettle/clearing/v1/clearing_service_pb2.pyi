@@ -22,6 +22,58 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PeriodState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeriodStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeriodState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERIOD_STATE_UNSPECIFIED: _PeriodState.ValueType  # 0
+    """Not set."""
+    PERIOD_STATE_OPEN: _PeriodState.ValueType  # 1
+    """Open: settlements accumulate; treatment provinces confirm."""
+    PERIOD_STATE_CLEARED: _PeriodState.ValueType  # 2
+    """Statements computed; insured provinces confirm or dispute."""
+    PERIOD_STATE_CLOSED: _PeriodState.ValueType  # 3
+    """Every statement confirmed; nothing changes any more. Late events go to the next period."""
+
+class PeriodState(_PeriodState, metaclass=_PeriodStateEnumTypeWrapper):
+    """State of a clearing period."""
+
+PERIOD_STATE_UNSPECIFIED: PeriodState.ValueType  # 0
+"""Not set."""
+PERIOD_STATE_OPEN: PeriodState.ValueType  # 1
+"""Open: settlements accumulate; treatment provinces confirm."""
+PERIOD_STATE_CLEARED: PeriodState.ValueType  # 2
+"""Statements computed; insured provinces confirm or dispute."""
+PERIOD_STATE_CLOSED: PeriodState.ValueType  # 3
+"""Every statement confirmed; nothing changes any more. Late events go to the next period."""
+Global___PeriodState: _TypeAlias = PeriodState  # noqa: Y015
+
+class _DisputeState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_STATE_UNSPECIFIED: _DisputeState.ValueType  # 0
+    """Not set."""
+    DISPUTE_STATE_OPEN: _DisputeState.ValueType  # 1
+    """Open: the settlement is held out of clearing."""
+    DISPUTE_STATE_RESOLVED: _DisputeState.ValueType  # 2
+    """Resolved: the settlement returns to the next clearing."""
+
+class DisputeState(_DisputeState, metaclass=_DisputeStateEnumTypeWrapper):
+    """State of a dispute."""
+
+DISPUTE_STATE_UNSPECIFIED: DisputeState.ValueType  # 0
+"""Not set."""
+DISPUTE_STATE_OPEN: DisputeState.ValueType  # 1
+"""Open: the settlement is held out of clearing."""
+DISPUTE_STATE_RESOLVED: DisputeState.ValueType  # 2
+"""Resolved: the settlement returns to the next clearing."""
+Global___DisputeState: _TypeAlias = DisputeState  # noqa: Y015
+
 class _ReconcileResult:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -53,6 +105,432 @@ RECONCILE_RESULT_INSTITUTION_ONLY: ReconcileResult.ValueType  # 3
 RECONCILE_RESULT_MISMATCH: ReconcileResult.ValueType  # 4
 """"3" both have it, with different amounts or cancellation state (数据不一致)."""
 Global___ReconcileResult: _TypeAlias = ReconcileResult  # noqa: Y015
+
+@_typing.final
+class ClearingPeriod(_message.Message):
+    """A clearing period (one month, Asia/Shanghai)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CONFIRMED_TREATMENT_PROVINCES_FIELD_NUMBER: _builtins.int
+    PENDING_TREATMENT_PROVINCES_FIELD_NUMBER: _builtins.int
+    STATEMENT_HASH_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The month, "YYYY-MM"."""
+    state: Global___PeriodState.ValueType
+    """State."""
+    statement_hash: _builtins.str
+    """Hash of the statements (empty before the first run)."""
+    @_builtins.property
+    def confirmed_treatment_provinces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Treatment provinces that confirmed the month ("110000"), sorted."""
+
+    @_builtins.property
+    def pending_treatment_provinces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Treatment provinces with settlements to clear that have not confirmed yet, sorted."""
+
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        state: Global___PeriodState.ValueType = ...,
+        confirmed_treatment_provinces: _abc.Iterable[_builtins.str] | None = ...,
+        pending_treatment_provinces: _abc.Iterable[_builtins.str] | None = ...,
+        statement_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmed_treatment_provinces", b"confirmed_treatment_provinces", "pending_treatment_provinces", b"pending_treatment_provinces", "period", b"period", "state", b"state", "statement_hash", b"statement_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearingPeriod: _TypeAlias = ClearingPeriod  # noqa: Y015
+
+@_typing.final
+class Statement(_message.Message):
+    """What one insured province owes one treatment province for a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROV_FIELD_NUMBER: _builtins.int
+    ENTRY_COUNT_FIELD_NUMBER: _builtins.int
+    MEDFEE_SUMAMT_FIELD_NUMBER: _builtins.int
+    HIFP_PAY_FIELD_NUMBER: _builtins.int
+    CRITICAL_ILLNESS_PAY_FIELD_NUMBER: _builtins.int
+    MAF_PAY_FIELD_NUMBER: _builtins.int
+    ACCT_PAY_FIELD_NUMBER: _builtins.int
+    CLEARING_AMOUNT_FIELD_NUMBER: _builtins.int
+    CONFIRMED_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The period, "YYYY-MM"."""
+    insured_prov: _builtins.str
+    """The insured province (payer)."""
+    treatment_prov: _builtins.str
+    """The treatment province (payee)."""
+    entry_count: _builtins.int
+    """Ledger entries included (settlements and cancellations)."""
+    confirmed: _builtins.bool
+    """Whether the insured province has confirmed it."""
+    @_builtins.property
+    def medfee_sumamt(self) -> _money_pb2.Money:
+        """Total medical fee, net of cancellations."""
+
+    @_builtins.property
+    def hifp_pay(self) -> _money_pb2.Money:
+        """Basic pooled fund."""
+
+    @_builtins.property
+    def critical_illness_pay(self) -> _money_pb2.Money:
+        """Critical-illness insurance or large-amount subsidy."""
+
+    @_builtins.property
+    def maf_pay(self) -> _money_pb2.Money:
+        """Medical assistance."""
+
+    @_builtins.property
+    def acct_pay(self) -> _money_pb2.Money:
+        """Personal account."""
+
+    @_builtins.property
+    def clearing_amount(self) -> _money_pb2.Money:
+        """What the insured province pays: the funds plus the personal account."""
+
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        insured_prov: _builtins.str = ...,
+        treatment_prov: _builtins.str = ...,
+        entry_count: _builtins.int = ...,
+        medfee_sumamt: _money_pb2.Money | None = ...,
+        hifp_pay: _money_pb2.Money | None = ...,
+        critical_illness_pay: _money_pb2.Money | None = ...,
+        maf_pay: _money_pb2.Money | None = ...,
+        acct_pay: _money_pb2.Money | None = ...,
+        clearing_amount: _money_pb2.Money | None = ...,
+        confirmed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "clearing_amount", b"clearing_amount", "critical_illness_pay", b"critical_illness_pay", "hifp_pay", b"hifp_pay", "maf_pay", b"maf_pay", "medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "clearing_amount", b"clearing_amount", "confirmed", b"confirmed", "critical_illness_pay", b"critical_illness_pay", "entry_count", b"entry_count", "hifp_pay", b"hifp_pay", "insured_prov", b"insured_prov", "maf_pay", b"maf_pay", "medfee_sumamt", b"medfee_sumamt", "period", b"period", "treatment_prov", b"treatment_prov"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Statement: _TypeAlias = Statement  # noqa: Y015
+
+@_typing.final
+class NetPosition(_message.Message):
+    """A province's net position in a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    RECEIVABLE_FIELD_NUMBER: _builtins.int
+    PAYABLE_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    province: _builtins.str
+    """The province."""
+    @_builtins.property
+    def receivable(self) -> _money_pb2.Money:
+        """Owed to it as a treatment province."""
+
+    @_builtins.property
+    def payable(self) -> _money_pb2.Money:
+        """Owed by it as an insured province."""
+
+    @_builtins.property
+    def net(self) -> _money_pb2.Money:
+        """receivable - payable; the positions of a period sum to exactly zero."""
+
+    def __init__(
+        self,
+        *,
+        province: _builtins.str = ...,
+        receivable: _money_pb2.Money | None = ...,
+        payable: _money_pb2.Money | None = ...,
+        net: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["net", b"net", "payable", b"payable", "receivable", b"receivable"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["net", b"net", "payable", b"payable", "province", b"province", "receivable", b"receivable"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetPosition: _TypeAlias = NetPosition  # noqa: Y015
+
+@_typing.final
+class Transfer(_message.Message):
+    """One transfer through the central clearing account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    TO_CENTRAL_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    province: _builtins.str
+    """The province."""
+    to_central: _builtins.bool
+    """True: the province pays into the central account; false: it is paid from it."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount, positive."""
+
+    def __init__(
+        self,
+        *,
+        province: _builtins.str = ...,
+        to_central: _builtins.bool = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "province", b"province", "to_central", b"to_central"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transfer: _TypeAlias = Transfer  # noqa: Y015
+
+@_typing.final
+class ClearingRun(_message.Message):
+    """A period's clearing result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    STATEMENTS_FIELD_NUMBER: _builtins.int
+    POSITIONS_FIELD_NUMBER: _builtins.int
+    TRANSFERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def period(self) -> Global___ClearingPeriod:
+        """The period with its state."""
+
+    @_builtins.property
+    def statements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Statement]:
+        """Statements, ordered by insured then treatment province."""
+
+    @_builtins.property
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetPosition]:
+        """Net position of every province party to a statement, ordered by province."""
+
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transfer]:
+        """At most one transfer per province (instead of one per province pair)."""
+
+    def __init__(
+        self,
+        *,
+        period: Global___ClearingPeriod | None = ...,
+        statements: _abc.Iterable[Global___Statement] | None = ...,
+        positions: _abc.Iterable[Global___NetPosition] | None = ...,
+        transfers: _abc.Iterable[Global___Transfer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "positions", b"positions", "statements", b"statements", "transfers", b"transfers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearingRun: _TypeAlias = ClearingRun  # noqa: Y015
+
+@_typing.final
+class ConfirmTreatmentPeriodRequest(_message.Message):
+    """Request of ConfirmTreatmentPeriod."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The period, "YYYY-MM"."""
+    province: _builtins.str
+    """The treatment province confirming ("110000")."""
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        province: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "province", b"province"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTreatmentPeriodRequest: _TypeAlias = ConfirmTreatmentPeriodRequest  # noqa: Y015
+
+@_typing.final
+class RunClearingRequest(_message.Message):
+    """Request of RunClearing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Caller's id for this run, at most 64 characters (recorded with the run; a run can always be
+    repeated and gives the same statements over the same ledger).
+    """
+    period: _builtins.str
+    """The period, "YYYY-MM"."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunClearingRequest: _TypeAlias = RunClearingRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmStatementRequest(_message.Message):
+    """Request of ConfirmStatement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PROVINCE_FIELD_NUMBER: _builtins.int
+    STATEMENT_HASH_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The period, "YYYY-MM"."""
+    province: _builtins.str
+    """The insured province confirming all of its statements of the period."""
+    statement_hash: _builtins.str
+    """The statement hash the province reviewed; a confirmation of other statements is refused."""
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        province: _builtins.str = ...,
+        statement_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "province", b"province", "statement_hash", b"statement_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmStatementRequest: _TypeAlias = ConfirmStatementRequest  # noqa: Y015
+
+@_typing.final
+class Dispute(_message.Message):
+    """A disputed settlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    setl_id: _builtins.str
+    """The settlement."""
+    period: _builtins.str
+    """The period it was disputed in."""
+    insured_prov: _builtins.str
+    """The insured province that disputed it."""
+    reason: _builtins.str
+    """Why (free text, at most 200 characters)."""
+    state: Global___DisputeState.ValueType
+    """State."""
+    def __init__(
+        self,
+        *,
+        setl_id: _builtins.str = ...,
+        period: _builtins.str = ...,
+        insured_prov: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        state: Global___DisputeState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["insured_prov", b"insured_prov", "period", b"period", "reason", b"reason", "setl_id", b"setl_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Dispute: _TypeAlias = Dispute  # noqa: Y015
+
+@_typing.final
+class DisputeSettlementRequest(_message.Message):
+    """Request of DisputeSettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The period, "YYYY-MM" (cleared, not closed)."""
+    setl_id: _builtins.str
+    """The settlement."""
+    reason: _builtins.str
+    """Why (1 to 200 characters)."""
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        setl_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "reason", b"reason", "setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeSettlementRequest: _TypeAlias = DisputeSettlementRequest  # noqa: Y015
+
+@_typing.final
+class ResolveDisputeRequest(_message.Message):
+    """Request of ResolveDispute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETL_ID_FIELD_NUMBER: _builtins.int
+    setl_id: _builtins.str
+    """The disputed settlement."""
+    def __init__(
+        self,
+        *,
+        setl_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["setl_id", b"setl_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDisputeRequest: _TypeAlias = ResolveDisputeRequest  # noqa: Y015
+
+@_typing.final
+class GetClearingRunRequest(_message.Message):
+    """Request of GetClearingRun."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The period, "YYYY-MM"."""
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClearingRunRequest: _TypeAlias = GetClearingRunRequest  # noqa: Y015
 
 @_typing.final
 class ReconcileFigures(_message.Message):

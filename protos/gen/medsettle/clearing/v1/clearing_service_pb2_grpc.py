@@ -50,6 +50,36 @@ class ClearingServiceStub:
                 request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsRequest.SerializeToString,
                 response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsResponse.FromString,
                 _registered_method=True)
+        self.ConfirmTreatmentPeriod = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/ConfirmTreatmentPeriod',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmTreatmentPeriodRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingPeriod.FromString,
+                _registered_method=True)
+        self.RunClearing = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/RunClearing',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RunClearingRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.FromString,
+                _registered_method=True)
+        self.ConfirmStatement = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/ConfirmStatement',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingPeriod.FromString,
+                _registered_method=True)
+        self.DisputeSettlement = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/DisputeSettlement',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeSettlementRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Dispute.FromString,
+                _registered_method=True)
+        self.ResolveDispute = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/ResolveDispute',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ResolveDisputeRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Dispute.FromString,
+                _registered_method=True)
+        self.GetClearingRun = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/GetClearingRun',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetClearingRunRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.FromString,
+                _registered_method=True)
 
 
 class ClearingServiceServicer:
@@ -80,6 +110,54 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmTreatmentPeriod(self, request, context):
+        """A treatment province confirms that its settlements of a month are complete (caller: that
+        province, or national). Clearing runs only once every treatment province involved confirmed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunClearing(self, request, context):
+        """Computes a period's statements per (insured province, treatment province), the provinces'
+        net positions and the transfers through the central account (caller: national). Running it
+        again over the same ledger gives identical statements (the same statement_hash).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmStatement(self, request, context):
+        """An insured province accepts its statements of a period; once every statement is accepted the
+        period is closed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisputeSettlement(self, request, context):
+        """An insured province disputes one settlement of a cleared period: it leaves the period (the
+        statements are computed again without it) and returns to the next clearing once resolved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveDispute(self, request, context):
+        """Resolves a dispute (caller: national, or the insured province withdrawing it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClearingRun(self, request, context):
+        """A period's state and, when cleared, its statements, positions and transfers; a province sees
+        only the statements it is party to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClearingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +175,36 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.ReconcileDetails,
                     request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsRequest.FromString,
                     response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsResponse.SerializeToString,
+            ),
+            'ConfirmTreatmentPeriod': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTreatmentPeriod,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmTreatmentPeriodRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingPeriod.SerializeToString,
+            ),
+            'RunClearing': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunClearing,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RunClearingRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.SerializeToString,
+            ),
+            'ConfirmStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmStatement,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingPeriod.SerializeToString,
+            ),
+            'DisputeSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisputeSettlement,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeSettlementRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Dispute.SerializeToString,
+            ),
+            'ResolveDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDispute,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ResolveDisputeRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Dispute.SerializeToString,
+            ),
+            'GetClearingRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClearingRun,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetClearingRunRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +289,168 @@ class ClearingService:
             '/medsettle.clearing.v1.ClearingService/ReconcileDetails',
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsRequest.SerializeToString,
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileDetailsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTreatmentPeriod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/ConfirmTreatmentPeriod',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmTreatmentPeriodRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingPeriod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunClearing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/RunClearing',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RunClearingRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/ConfirmStatement',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ConfirmStatementRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingPeriod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisputeSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/DisputeSettlement',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.DisputeSettlementRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Dispute.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/ResolveDispute',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ResolveDisputeRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Dispute.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClearingRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/GetClearingRun',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetClearingRunRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,29 @@ class ClearingServiceStub:
     """Compares an institution's settlements one by one with the ledger's (3202): what is missing
     on either side and which amounts differ.
     """
+    ConfirmTreatmentPeriod: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ConfirmTreatmentPeriodRequest, _clearing_service_pb2.ClearingPeriod]
+    """A treatment province confirms that its settlements of a month are complete (caller: that
+    province, or national). Clearing runs only once every treatment province involved confirmed.
+    """
+    RunClearing: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.RunClearingRequest, _clearing_service_pb2.ClearingRun]
+    """Computes a period's statements per (insured province, treatment province), the provinces'
+    net positions and the transfers through the central account (caller: national). Running it
+    again over the same ledger gives identical statements (the same statement_hash).
+    """
+    ConfirmStatement: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ConfirmStatementRequest, _clearing_service_pb2.ClearingPeriod]
+    """An insured province accepts its statements of a period; once every statement is accepted the
+    period is closed.
+    """
+    DisputeSettlement: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.DisputeSettlementRequest, _clearing_service_pb2.Dispute]
+    """An insured province disputes one settlement of a cleared period: it leaves the period (the
+    statements are computed again without it) and returns to the next clearing once resolved.
+    """
+    ResolveDispute: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ResolveDisputeRequest, _clearing_service_pb2.Dispute]
+    """Resolves a dispute (caller: national, or the insured province withdrawing it)."""
+    GetClearingRun: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetClearingRunRequest, _clearing_service_pb2.ClearingRun]
+    """A period's state and, when cleared, its statements, positions and transfers; a province sees
+    only the statements it is party to.
+    """
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -62,6 +85,29 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     ReconcileDetails: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileDetailsRequest, _clearing_service_pb2.ReconcileDetailsResponse]  # type: ignore[assignment]
     """Compares an institution's settlements one by one with the ledger's (3202): what is missing
     on either side and which amounts differ.
+    """
+    ConfirmTreatmentPeriod: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ConfirmTreatmentPeriodRequest, _clearing_service_pb2.ClearingPeriod]  # type: ignore[assignment]
+    """A treatment province confirms that its settlements of a month are complete (caller: that
+    province, or national). Clearing runs only once every treatment province involved confirmed.
+    """
+    RunClearing: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RunClearingRequest, _clearing_service_pb2.ClearingRun]  # type: ignore[assignment]
+    """Computes a period's statements per (insured province, treatment province), the provinces'
+    net positions and the transfers through the central account (caller: national). Running it
+    again over the same ledger gives identical statements (the same statement_hash).
+    """
+    ConfirmStatement: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ConfirmStatementRequest, _clearing_service_pb2.ClearingPeriod]  # type: ignore[assignment]
+    """An insured province accepts its statements of a period; once every statement is accepted the
+    period is closed.
+    """
+    DisputeSettlement: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.DisputeSettlementRequest, _clearing_service_pb2.Dispute]  # type: ignore[assignment]
+    """An insured province disputes one settlement of a cleared period: it leaves the period (the
+    statements are computed again without it) and returns to the next clearing once resolved.
+    """
+    ResolveDispute: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ResolveDisputeRequest, _clearing_service_pb2.Dispute]  # type: ignore[assignment]
+    """Resolves a dispute (caller: national, or the insured province withdrawing it)."""
+    GetClearingRun: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetClearingRunRequest, _clearing_service_pb2.ClearingRun]  # type: ignore[assignment]
+    """A period's state and, when cleared, its statements, positions and transfers; a province sees
+    only the statements it is party to.
     """
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -95,6 +141,65 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_clearing_service_pb2.ReconcileDetailsResponse, _abc.Awaitable[_clearing_service_pb2.ReconcileDetailsResponse]]:
         """Compares an institution's settlements one by one with the ledger's (3202): what is missing
         on either side and which amounts differ.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmTreatmentPeriod(
+        self,
+        request: _clearing_service_pb2.ConfirmTreatmentPeriodRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ClearingPeriod, _abc.Awaitable[_clearing_service_pb2.ClearingPeriod]]:
+        """A treatment province confirms that its settlements of a month are complete (caller: that
+        province, or national). Clearing runs only once every treatment province involved confirmed.
+        """
+
+    @_abc_1.abstractmethod
+    def RunClearing(
+        self,
+        request: _clearing_service_pb2.RunClearingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ClearingRun, _abc.Awaitable[_clearing_service_pb2.ClearingRun]]:
+        """Computes a period's statements per (insured province, treatment province), the provinces'
+        net positions and the transfers through the central account (caller: national). Running it
+        again over the same ledger gives identical statements (the same statement_hash).
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmStatement(
+        self,
+        request: _clearing_service_pb2.ConfirmStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ClearingPeriod, _abc.Awaitable[_clearing_service_pb2.ClearingPeriod]]:
+        """An insured province accepts its statements of a period; once every statement is accepted the
+        period is closed.
+        """
+
+    @_abc_1.abstractmethod
+    def DisputeSettlement(
+        self,
+        request: _clearing_service_pb2.DisputeSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.Dispute, _abc.Awaitable[_clearing_service_pb2.Dispute]]:
+        """An insured province disputes one settlement of a cleared period: it leaves the period (the
+        statements are computed again without it) and returns to the next clearing once resolved.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveDispute(
+        self,
+        request: _clearing_service_pb2.ResolveDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.Dispute, _abc.Awaitable[_clearing_service_pb2.Dispute]]:
+        """Resolves a dispute (caller: national, or the insured province withdrawing it)."""
+
+    @_abc_1.abstractmethod
+    def GetClearingRun(
+        self,
+        request: _clearing_service_pb2.GetClearingRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.ClearingRun, _abc.Awaitable[_clearing_service_pb2.ClearingRun]]:
+        """A period's state and, when cleared, its statements, positions and transfers; a province sees
+        only the statements it is party to.
         """
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
