@@ -118,15 +118,16 @@ def totals_difference(platform: Figures, institution: Figures) -> str:
                 (str(ours), str(theirs))
                 if name == "fixmedins_setl_cnt"
                 else (
-                    _yuan_text(ours),
-                    _yuan_text(theirs),
+                    yuan_text(ours),
+                    yuan_text(theirs),
                 )
             )
             parts.append(f"{name}: platform {shown[0]}, institution {shown[1]}")
     return "; ".join(parts)
 
 
-def _yuan_text(fen: int) -> str:
+def yuan_text(fen: int) -> str:
+    """Fen as yuan text with two decimals ("-12.30")."""
     sign = "-" if fen < 0 else ""
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
@@ -188,7 +189,7 @@ def detail_differences(
 
 def _line_difference(ours: Line, theirs: Line) -> str:
     parts = [
-        f"{name}: platform {_yuan_text(a)}, institution {_yuan_text(b)}"
+        f"{name}: platform {yuan_text(a)}, institution {yuan_text(b)}"
         for name, a, b in (
             ("medfee_sumamt", ours.medfee, theirs.medfee),
             ("fund_pay_sumamt", ours.fund, theirs.fund),

@@ -15,6 +15,8 @@ import uvloop
 from gateway.credentials import issue_credentials
 from gateway.envelope import EnvelopeError
 from services.bundle_loader import LoadReport, load_bundle
+from services.clearing.cli import add_clearing_commands
+from services.common.endpoints import EndpointsUnreadable, add_endpoints_argument, read_endpoints
 from services.common.log import configure_logging
 from services.common.mesh import Mesh, MeshConfig
 from services.demo_bundle import write_demo_bundle
@@ -46,12 +48,7 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _add_load(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load = commands.add_parser("load", help="load a bundle directory through the services")
     load.add_argument("bundle_dir", type=Path, help="directory with regions.csv, persons.csv, ...")
-    load.add_argument(
-        "--endpoints",
-        type=Path,
-        default=Path("var/endpoints.json"),
-        help="endpoints.json written by medsettle up (default var/endpoints.json)",
-    )
+    add_endpoints_argument(load)
     load.set_defaults(handler=_load)
 
 
@@ -63,20 +60,15 @@ def _add_hospital_credentials(
         help="issue (or re-issue) an institution's gateway credentials: paasid and secret",
     )
     issue.add_argument("fixmedins_code", help="the designated institution, e.g. H11010000001")
-    issue.add_argument(
-        "--endpoints",
-        type=Path,
-        default=Path("var/endpoints.json"),
-        help="endpoints.json written by medsettle up (default var/endpoints.json)",
-    )
+    add_endpoints_argument(issue)
     issue.set_defaults(handler=_hospital_credentials)
 
 
 def _hospital_credentials(args: argparse.Namespace) -> int:
     try:
-        endpoints = json.loads(args.endpoints.read_text())
-    except (OSError, ValueError) as error:
-        print(f"cannot read {args.endpoints}: {error}", file=sys.stderr)
+        endpoints = read_endpoints(args.endpoints)
+    except EndpointsUnreadable as error:
+        print(error, file=sys.stderr)
         return 2
     try:
         issued = uvloop.run(
@@ -104,9 +96,9 @@ def _load(args: argparse.Namespace) -> int:
         print(f"{args.bundle_dir} is not a directory", file=sys.stderr)
         return 2
     try:
-        endpoints = json.loads(args.endpoints.read_text())
-    except (OSError, ValueError) as error:
-        print(f"cannot read {args.endpoints}: {error}", file=sys.stderr)
+        endpoints = read_endpoints(args.endpoints)
+    except EndpointsUnreadable as error:
+        print(error, file=sys.stderr)
         return 2
     report = uvloop.run(load_bundle(args.bundle_dir, endpoints))
     _print_report(report)
@@ -163,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up(commands)
     _add_load(commands)
     _add_hospital_credentials(commands)
+    add_clearing_commands(commands)
     return parser
 
 

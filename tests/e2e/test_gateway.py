@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -52,6 +56,7 @@ class World:
     persons: dict[str, identity_pb2.Person]
     voucher: str
     endpoints: dict[str, str]
+    endpoints_path: Path
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -100,7 +105,7 @@ async def world(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         other = His(client, OTHER_HOSPITAL, theirs["paasid"], theirs["secret"])
         await his.sign_in()
         await other.sign_in()
-        yield World(his, other, people, voucher.token, endpoints)
+        yield World(his, other, people, voucher.token, endpoints, mesh.endpoints_path)
 
 
 def ok(answer: dict[str, Any]) -> dict[str, Any]:
@@ -812,6 +817,53 @@ async def test_settlements_reach_the_ledger_and_reconcile(world: World) -> None:
     assert [(row["setl_id"], row["stmt_rslt"], row["memo"]) for row in compared["detail"]] == [
         ("S-NOT-ON-THE-PLATFORM", "2", "not settled on the platform")
     ]
+
+
+def medsettle(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.common", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_the_month_is_cleared_from_the_command_line_and_exported(
+    world: World, tmp_path: Path
+) -> None:
+    period = f"{today_in_china():%Y-%m}"
+    where = ("--endpoints", str(world.endpoints_path))
+    refused_run = await asyncio.to_thread(medsettle, "clearing", "run", "--period", period, *where)
+    assert refused_run.returncode == 1
+    assert "treatment provinces 110000 have not confirmed" in refused_run.stderr
+    confirmed = await asyncio.to_thread(
+        medsettle,
+        "clearing",
+        "confirm-treatment",
+        "--period",
+        period,
+        "--province",
+        "110000",
+        *where,
+    )
+    assert confirmed.stdout.strip() == f"{period}: pending -", confirmed.stderr
+    exported = tmp_path / "statements.csv"
+    run = await asyncio.to_thread(
+        medsettle, "clearing", "run", "--period", period, "--csv", str(exported), *where
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"period {period}: cleared")
+    status = await asyncio.to_thread(medsettle, "clearing", "status", "--period", period, *where)
+    assert status.stdout == run.stdout  # the same statements, hash and transfers
+    with exported.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["treatment_prov"] for row in rows} == {"110000"}
+    assert {row["insured_prov"] for row in rows} >= {"130000"}
+    for row in rows:
+        parts = ("hifp_pay", "critical_illness_pay", "maf_pay", "acct_pay")
+        assert sum(Decimal(row[name]) for name in parts) == Decimal(row["clearing_amount"])
 
 
 # --- REST for persons and the public ---
