@@ -75,3 +75,15 @@ class DisputeNotFound(NotFound):
     """No open dispute of this settlement (for this caller)."""
 
     reason = "DISPUTE_NOT_FOUND"
+
+
+class PrepaymentNotFound(NotFound):
+    """No prepayment for the pair and year (compute or set it first)."""
+
+    reason = "PREPAYMENT_NOT_FOUND"
+
+
+class TopUpConflict(AlreadyExists):
+    """The top-up's request_id was used for another top-up."""
+
+    reason = "TOP_UP_CONFLICT"

@@ -234,12 +234,12 @@ class PairTotals:
 
 def statement_hash(period: str, pairs: list[PairTotals]) -> str:
     """SHA-256 over the period's statements in a fixed order: equal ledgers, equal hashes."""
-    lines = [period] + [
+    lines = sorted(
         f"{p.insured_prov}>{p.treatment_prov}:{p.entry_count}:{p.medfee}:{p.hifp}:{p.critical}:"
         f"{p.maf}:{p.acct}"
-        for p in sorted(pairs, key=lambda pair: (pair.insured_prov, pair.treatment_prov))
-    ]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        for p in pairs
+    )
+    return hashlib.sha256("\n".join([period, *lines]).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -272,3 +272,39 @@ def transfers(positions: list[Position]) -> list[tuple[str, bool, int]]:
     """(province, pays into the central account, amount): one per province with a non-zero
     position, so at most N transfers instead of one per province pair."""
     return [(p.province, p.net < 0, abs(p.net)) for p in positions if p.net]
+
+
+# --- prepayments (先预付、后清算) ---
+
+NORMAL, YELLOW, RED = 1, 2, 3
+_RATIO_CAP = 99_999  # N5,4: 9.9999
+
+
+def prepayment_from_spend(last_year_fen: int) -> int:
+    """Two months of last year's average monthly spend, rounded half up to the fen."""
+    return max(0, (last_year_fen + 3) // 6)  # 2 x spend / 12 = spend / 6
+
+
+def usage_level(spend_fen: int, amount_fen: int) -> int:
+    """RED at >= 90% of the prepayment, YELLOW at >= 70%, else NORMAL (exact, in integers)."""
+    if spend_fen * 10 >= amount_fen * 9 and spend_fen > 0:
+        return RED
+    if spend_fen * 10 >= amount_fen * 7 and spend_fen > 0:
+        return YELLOW
+    return NORMAL
+
+
+def usage_text(spend_fen: int, amount_fen: int) -> str:
+    """spend / amount with four decimals, capped at 9.9999."""
+    if amount_fen <= 0:
+        ten_thousandths = 0 if spend_fen <= 0 else _RATIO_CAP
+    else:
+        ten_thousandths = min(
+            _RATIO_CAP, max(0, (spend_fen * 10_000 + amount_fen // 2) // amount_fen)
+        )
+    return f"{ten_thousandths // 10_000}.{ten_thousandths % 10_000:04d}"
+
+
+def crossed(before: int, after: int) -> list[int]:
+    """The warning levels crossed upwards going from `before` to `after` (each once)."""
+    return [level for level in (YELLOW, RED) if before < level <= after]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import new_metadata
@@ -119,3 +119,54 @@ class DisputeRow(Base):
     state: Mapped[int] = mapped_column(Integer)
     raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PrepaymentRow(Base):
+    """What an insured province prepaid a treatment province for a year, and its usage level."""
+
+    __tablename__ = "prepayments"
+    __table_args__ = (
+        CheckConstraint("base_fen >= 0 AND topped_up_fen >= 0", name="not_negative"),
+        CheckConstraint("level IN (1, 2, 3)", name="known_level"),
+    )
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    insured_prov: Mapped[str] = mapped_column(String(6), primary_key=True)
+    treatment_prov: Mapped[str] = mapped_column(String(6), primary_key=True)
+    base_fen: Mapped[int] = mapped_column(BigInteger)
+    """Computed from last year's spend, or set by hand."""
+    topped_up_fen: Mapped[int] = mapped_column(BigInteger)
+    set_by_hand: Mapped[bool] = mapped_column(Boolean)
+    level: Mapped[int] = mapped_column(Integer)
+    """UsageLevel the usage was last at; a warning is raised only when it rises."""
+    overdrawn: Mapped[bool] = mapped_column(Boolean)
+
+
+class TopUpRow(Base):
+    """One top-up, by its request id (a repeat changes nothing)."""
+
+    __tablename__ = "prepayment_top_ups"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="positive"),)
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    insured_prov: Mapped[str] = mapped_column(String(6))
+    treatment_prov: Mapped[str] = mapped_column(String(6))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    topped_up_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PrepaymentWarningRow(Base):
+    """A usage warning, raised when the usage crossed 70% or 90% upwards."""
+
+    __tablename__ = "prepayment_warnings"
+    __table_args__ = (Index("ix_prepayment_warnings_year", "year"),)
+
+    warning_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    year: Mapped[int] = mapped_column(Integer)
+    insured_prov: Mapped[str] = mapped_column(String(6))
+    treatment_prov: Mapped[str] = mapped_column(String(6))
+    level: Mapped[int] = mapped_column(Integer)
+    usage: Mapped[str] = mapped_column(String(8))
+    top_up_requested: Mapped[bool] = mapped_column(Boolean)
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

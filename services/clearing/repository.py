@@ -15,7 +15,10 @@ from services.clearing.models import (
     DisputeRow,
     LedgerEntryRow,
     PeriodRow,
+    PrepaymentRow,
+    PrepaymentWarningRow,
     StatementRow,
+    TopUpRow,
     TreatmentConfirmationRow,
 )
 from services.common.db import insert_missing
@@ -41,6 +44,11 @@ class ClearingRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session (servicers add new rows through it)."""
+        return self._session
 
     async def institution_entries(
         self,
@@ -206,3 +214,64 @@ class ClearingRepository:
             .where(LedgerEntryRow.setl_id == setl_id, LedgerEntryRow.cleared_period == period)
             .values(cleared_period=None)
         )
+
+    # --- prepayments ---
+
+    async def prepayment(
+        self, year: int, insured_prov: str, treatment_prov: str, *, lock: bool = False
+    ) -> PrepaymentRow | None:
+        """One pair's prepayment of a year."""
+        query = select(PrepaymentRow).where(
+            PrepaymentRow.year == year,
+            PrepaymentRow.insured_prov == insured_prov,
+            PrepaymentRow.treatment_prov == treatment_prov,
+        )
+        if lock:
+            query = query.with_for_update()
+        return await self._session.scalar(query.execution_options(populate_existing=True))
+
+    async def prepayments(self, year: int) -> list[PrepaymentRow]:
+        """A year's prepayments, by insured then treatment province."""
+        query = (
+            select(PrepaymentRow)
+            .where(PrepaymentRow.year == year)
+            .order_by(PrepaymentRow.insured_prov, PrepaymentRow.treatment_prov)
+        )
+        return list(await self._session.scalars(query))
+
+    async def year_spend(self, year: int) -> dict[tuple[str, str], int]:
+        """Funds plus account per (insured, treatment) province over a year's ledger."""
+        row = LedgerEntryRow
+        amount = row.hifp_pay_fen + row.critical_pay_fen + row.maf_pay_fen + row.acct_pay_fen
+        query = (
+            select(row.insured_prov, row.treatment_prov, func.sum(amount))
+            .where(row.period.like(f"{year:04d}-%"))
+            .group_by(row.insured_prov, row.treatment_prov)
+        )
+        return {(a, b): int(total) for a, b, total in await self._session.execute(query)}
+
+    async def uncleared_spend(self, year: int, insured_prov: str, treatment_prov: str) -> int:
+        """A pair's spend of the year not yet in a closed clearing period."""
+        row = LedgerEntryRow
+        closed = select(PeriodRow.period).where(PeriodRow.state == 3)
+        amount = row.hifp_pay_fen + row.critical_pay_fen + row.maf_pay_fen + row.acct_pay_fen
+        query = select(func.coalesce(func.sum(amount), 0)).where(
+            row.period.like(f"{year:04d}-%"),
+            row.insured_prov == insured_prov,
+            row.treatment_prov == treatment_prov,
+            or_(row.cleared_period.is_(None), row.cleared_period.not_in(closed)),
+        )
+        return int(await self._session.scalar(query) or 0)
+
+    async def top_up(self, request_id: str) -> TopUpRow | None:
+        """A top-up by its request id."""
+        return await self._session.get(TopUpRow, request_id)
+
+    async def warnings(self, year: int) -> list[PrepaymentWarningRow]:
+        """A year's warnings, oldest first."""
+        query = (
+            select(PrepaymentWarningRow)
+            .where(PrepaymentWarningRow.year == year)
+            .order_by(PrepaymentWarningRow.warning_id)
+        )
+        return list(await self._session.scalars(query))

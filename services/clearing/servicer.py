@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import grpc
@@ -19,20 +20,32 @@ from services.clearing.errors import (
     PeriodClosed,
     PeriodInvalid,
     PeriodNotCleared,
+    PrepaymentNotFound,
     ReconcileInvalid,
     SettlementNotInPeriod,
     StatementChanged,
     StatementNotFound,
+    TopUpConflict,
     TreatmentNotConfirmed,
 )
-from services.clearing.models import DisputeRow, LedgerEntryRow, PeriodRow, StatementRow
+from services.clearing.models import (
+    DisputeRow,
+    LedgerEntryRow,
+    PeriodRow,
+    PrepaymentRow,
+    PrepaymentWarningRow,
+    StatementRow,
+    TopUpRow,
+)
 from services.clearing.repository import ClearingRepository
 from services.common.callers import caller_from_metadata
+from services.common.db import insert_missing
 from services.common.errors import PermissionDenied
 from services.common.fingerprint import fingerprint
-from services.common.values import date_from_proto, money, province_of
+from services.common.values import date_from_proto, money, province_of, stored_utc, timestamp
 
 Context = grpc.aio.ServicerContext[Any, Any]
+_LOGGER = logging.getLogger(__name__)
 
 
 class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
@@ -95,6 +108,8 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 stored = await session.get(LedgerEntryRow, event.event_id)
                 if stored is None:
                     session.add(row)
+                    await session.flush()
+                    await _evaluate_pair(ClearingRepository(session), row)
                 else:
                     stored_hash = stored.event_hash
         except IntegrityError:
@@ -255,6 +270,17 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
             if all(s.confirmed_at for s in statements):
                 row.state = _CLOSED
                 row.closed_at = now
+                await session.flush()
+                # Cleared money no longer uses the prepayments: their usage drops.
+                for prepayment in await repository.prepayments(int(period[:4])):
+                    locked = await repository.prepayment(
+                        prepayment.year,
+                        prepayment.insured_prov,
+                        prepayment.treatment_prov,
+                        lock=True,
+                    )
+                    assert locked is not None
+                    await _evaluate(repository, locked, now)
             return await _period_to_proto(repository, row)
 
     async def DisputeSettlement(
@@ -315,6 +341,109 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 row = PeriodRow(period=period, state=_OPEN, statement_hash="", run_request_id="")
             party = None if caller.is_national else caller.province_prefix
             return await _run_to_proto(repository, row, party)
+
+    # --- prepayments ---
+
+    async def ComputePrepayments(
+        self, request: clearing_service_pb2.ComputePrepaymentsRequest, context: Context
+    ) -> clearing_service_pb2.GetPrepaymentsResponse:
+        _national(context, "prepayments are computed by the national platform")
+        year = _year(request.year)
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            for (insured, treatment), spend in (await repository.year_spend(year - 1)).items():
+                row = await _prepayment_row(repository, year, insured, treatment)
+                if not row.set_by_hand:
+                    row.base_fen = logic.prepayment_from_spend(spend)
+                await session.flush()
+                await _evaluate(repository, row, _now())
+            return await _prepayments_to_proto(repository, year, None)
+
+    async def SetPrepayment(
+        self, request: clearing_service_pb2.SetPrepaymentRequest, context: Context
+    ) -> clearing_service_pb2.Prepayment:
+        _national(context, "prepayments are set by the national platform")
+        year = _year(request.year)
+        insured, treatment = _pair(request.insured_prov, request.treatment_prov)
+        if request.amount.amount_fen <= 0:
+            raise PeriodInvalid("amount must be positive", field="amount")
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            row = await _prepayment_row(repository, year, insured, treatment)
+            row.base_fen, row.set_by_hand = request.amount.amount_fen, True
+            await session.flush()
+            return await _evaluate(repository, row, _now())
+
+    async def TopUpPrepayment(
+        self, request: clearing_service_pb2.TopUpPrepaymentRequest, context: Context
+    ) -> clearing_service_pb2.Prepayment:
+        if not request.request_id or len(request.request_id) > 64:
+            raise PeriodInvalid("request_id is required, at most 64 characters")
+        year = _year(request.year)
+        insured, treatment = _pair(request.insured_prov, request.treatment_prov)
+        caller = caller_from_metadata(context.invocation_metadata())
+        if not caller.is_national and caller.province_prefix != insured[:2]:
+            raise PermissionDenied("only the insured province (or national) tops up")
+        if request.amount.amount_fen <= 0:
+            raise PeriodInvalid("amount must be positive", field="amount")
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            row = await repository.prepayment(year, insured, treatment, lock=True)
+            if row is None:
+                raise PrepaymentNotFound(f"no prepayment {insured} -> {treatment} in {year}")
+            earlier = await repository.top_up(request.request_id)
+            if earlier is None:
+                session.add(
+                    TopUpRow(
+                        request_id=request.request_id,
+                        year=year,
+                        insured_prov=insured,
+                        treatment_prov=treatment,
+                        amount_fen=request.amount.amount_fen,
+                        topped_up_at=_now(),
+                    )
+                )
+                row.topped_up_fen += request.amount.amount_fen
+                await session.flush()
+            elif (earlier.year, earlier.insured_prov, earlier.treatment_prov) != (
+                year,
+                insured,
+                treatment,
+            ) or earlier.amount_fen != request.amount.amount_fen:
+                raise TopUpConflict(f"request_id {request.request_id} was another top-up")
+            return await _evaluate(repository, row, _now())
+
+    async def GetPrepayments(
+        self, request: clearing_service_pb2.GetPrepaymentsRequest, context: Context
+    ) -> clearing_service_pb2.GetPrepaymentsResponse:
+        party = _party(context)
+        async with self._sessions() as session:
+            return await _prepayments_to_proto(
+                ClearingRepository(session), _year(request.year), party
+            )
+
+    async def GetPrepaymentWarnings(
+        self, request: clearing_service_pb2.GetPrepaymentWarningsRequest, context: Context
+    ) -> clearing_service_pb2.GetPrepaymentWarningsResponse:
+        party = _party(context)
+        async with self._sessions() as session:
+            rows = await ClearingRepository(session).warnings(_year(request.year))
+        return clearing_service_pb2.GetPrepaymentWarningsResponse(
+            warnings=[
+                clearing_service_pb2.PrepaymentWarning(
+                    warning_id=w.warning_id,
+                    year=w.year,
+                    insured_prov=w.insured_prov,
+                    treatment_prov=w.treatment_prov,
+                    level=w.level,  # type: ignore[arg-type]
+                    usage=w.usage,
+                    top_up_requested=w.top_up_requested,
+                    raise_time=timestamp(stored_utc(w.raised_at)),
+                )
+                for w in rows
+                if party is None or party in (w.insured_prov[:2], w.treatment_prov[:2])
+            ]
+        )
 
 
 _RESULTS = {
@@ -527,3 +656,129 @@ def _dispute_to_proto(row: DisputeRow) -> clearing_service_pb2.Dispute:
         reason=row.reason,
         state=row.state,  # type: ignore[arg-type]
     )
+
+
+def _national(context: Context, message: str) -> None:
+    if not caller_from_metadata(context.invocation_metadata()).is_national:
+        raise PermissionDenied(message)
+
+
+def _party(context: Context) -> str | None:
+    """A province's two-digit prefix, or None for national (which sees everything)."""
+    caller = caller_from_metadata(context.invocation_metadata())
+    if caller.kind not in ("province", "national"):
+        raise PermissionDenied("prepayments are for provinces and the national platform")
+    return None if caller.is_national else caller.province_prefix
+
+
+def _year(year: int) -> int:
+    if not 2000 <= year <= 2100:
+        raise PeriodInvalid("year must be between 2000 and 2100", field="year")
+    return year
+
+
+def _pair(insured: str, treatment: str) -> tuple[str, str]:
+    for code in (insured, treatment):
+        if len(code) != 6 or not code.isdigit() or not code.endswith("0000"):
+            raise PeriodInvalid(f"{code!r} is not a province code such as 110000")
+    if insured == treatment:
+        raise PeriodInvalid("a prepayment is between two different provinces")
+    return insured, treatment
+
+
+async def _prepayment_row(
+    repository: ClearingRepository, year: int, insured: str, treatment: str
+) -> PrepaymentRow:
+    """The pair's row, created (empty, NORMAL) when missing, locked."""
+    await insert_missing(
+        repository.session,
+        PrepaymentRow,
+        {
+            "year": year,
+            "insured_prov": insured,
+            "treatment_prov": treatment,
+            "base_fen": 0,
+            "topped_up_fen": 0,
+            "set_by_hand": False,
+            "level": logic.NORMAL,
+            "overdrawn": False,
+        },
+    )
+    row = await repository.prepayment(year, insured, treatment, lock=True)
+    assert row is not None
+    return row
+
+
+async def _evaluate_pair(repository: ClearingRepository, entry: LedgerEntryRow) -> None:
+    """After a ledger entry: the usage of its pair's prepayment, if the pair has one."""
+    row = await repository.prepayment(
+        int(entry.period[:4]), entry.insured_prov, entry.treatment_prov, lock=True
+    )
+    if row is not None:
+        await _evaluate(repository, row, _now())
+
+
+async def _evaluate(
+    repository: ClearingRepository, row: PrepaymentRow, now: dt.datetime
+) -> clearing_service_pb2.Prepayment:
+    """Bring the pair's level up to date, raising one warning per threshold crossed upwards."""
+    spend = await repository.uncleared_spend(row.year, row.insured_prov, row.treatment_prov)
+    amount = row.base_fen + row.topped_up_fen
+    level = logic.usage_level(spend, amount)
+    usage = logic.usage_text(spend, amount)
+    for crossed in logic.crossed(row.level, level):
+        repository.session.add(
+            PrepaymentWarningRow(
+                year=row.year,
+                insured_prov=row.insured_prov,
+                treatment_prov=row.treatment_prov,
+                level=crossed,
+                usage=usage,
+                top_up_requested=crossed == logic.RED,
+                raised_at=now,
+            )
+        )
+        _LOGGER.warning(
+            "prepayment %s -> %s %d at %s of %s: %s",
+            row.insured_prov,
+            row.treatment_prov,
+            row.year,
+            usage,
+            logic.yuan_text(amount),
+            "red, emergency top-up requested" if crossed == logic.RED else "yellow",
+        )
+    row.level = level
+    row.overdrawn = spend > amount
+    return _prepayment_to_proto(row, spend)
+
+
+def _prepayment_to_proto(row: PrepaymentRow, spend: int) -> clearing_service_pb2.Prepayment:
+    amount = row.base_fen + row.topped_up_fen
+    return clearing_service_pb2.Prepayment(
+        year=row.year,
+        insured_prov=row.insured_prov,
+        treatment_prov=row.treatment_prov,
+        amount=money(amount),
+        topped_up=money(row.topped_up_fen),
+        set_by_hand=row.set_by_hand,
+        uncleared_spend=money(spend),
+        usage=logic.usage_text(spend, amount),
+        level=row.level,  # type: ignore[arg-type]
+        overdrawn=spend > amount,
+        overdrawn_reason=(
+            f"spend exceeds the prepayment by {logic.yuan_text(spend - amount)}"
+            if spend > amount
+            else ""
+        ),
+    )
+
+
+async def _prepayments_to_proto(
+    repository: ClearingRepository, year: int, party: str | None
+) -> clearing_service_pb2.GetPrepaymentsResponse:
+    shown = []
+    for row in await repository.prepayments(year):
+        if party is None or party in (row.insured_prov[:2], row.treatment_prov[:2]):
+            spend = await repository.uncleared_spend(year, row.insured_prov, row.treatment_prov)
+            shown.append(_prepayment_to_proto(row, spend))
+    return clearing_service_pb2.GetPrepaymentsResponse(prepayments=shown)

@@ -22,66 +22,87 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from medsettle.clearing.v1 import ledger_pb2 as medsettle_dot_clearing_dot_v1_dot_ledger__pb2
 from medsettle.type.v1 import date_pb2 as medsettle_dot_type_dot_v1_dot_date__pb2
 from medsettle.type.v1 import money_pb2 as medsettle_dot_type_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,medsettle/clearing/v1/clearing_service.proto\x12\x15medsettle.clearing.v1\x1a\"medsettle/clearing/v1/ledger.proto\x1a\x1cmedsettle/type/v1/date.proto\x1a\x1dmedsettle/type/v1/money.proto\"\xb7\x01\n\x0e\x43learingPeriod\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\".medsettle.clearing.v1.PeriodState\x12%\n\x1d\x63onfirmed_treatment_provinces\x18\x03 \x03(\t\x12#\n\x1bpending_treatment_provinces\x18\x04 \x03(\t\x12\x16\n\x0estatement_hash\x18\x05 \x01(\t\"\x90\x03\n\tStatement\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x14\n\x0cinsured_prov\x18\x02 \x01(\t\x12\x16\n\x0etreatment_prov\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_count\x18\x04 \x01(\x05\x12/\n\rmedfee_sumamt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08hifp_pay\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x36\n\x14\x63ritical_illness_pay\x18\x07 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12)\n\x07maf_pay\x18\x08 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\t \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x63learing_amount\x18\n \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x11\n\tconfirmed\x18\x0b \x01(\x08\"\x9f\x01\n\x0bNetPosition\x12\x10\n\x08province\x18\x01 \x01(\t\x12,\n\nreceivable\x18\x02 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12)\n\x07payable\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12%\n\x03net\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"Z\n\x08Transfer\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x12\n\nto_central\x18\x02 \x01(\x08\x12(\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"\xe5\x01\n\x0b\x43learingRun\x12\x35\n\x06period\x18\x01 \x01(\x0b\x32%.medsettle.clearing.v1.ClearingPeriod\x12\x34\n\nstatements\x18\x02 \x03(\x0b\x32 .medsettle.clearing.v1.Statement\x12\x35\n\tpositions\x18\x03 \x03(\x0b\x32\".medsettle.clearing.v1.NetPosition\x12\x32\n\ttransfers\x18\x04 \x03(\x0b\x32\x1f.medsettle.clearing.v1.Transfer\"A\n\x1d\x43onfirmTreatmentPeriodRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x10\n\x08province\x18\x02 \x01(\t\"8\n\x12RunClearingRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"S\n\x17\x43onfirmStatementRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x10\n\x08province\x18\x02 \x01(\t\x12\x16\n\x0estatement_hash\x18\x03 \x01(\t\"\x84\x01\n\x07\x44ispute\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x14\n\x0cinsured_prov\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x32\n\x05state\x18\x05 \x01(\x0e\x32#.medsettle.clearing.v1.DisputeState\"K\n\x18\x44isputeSettlementRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x0f\n\x07setl_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"(\n\x15ResolveDisputeRequest\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\"\'\n\x15GetClearingRunRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"\xbc\x01\n\x10ReconcileFigures\x12\x18\n\x10settlement_count\x18\x01 \x01(\x05\x12/\n\rmedfee_sumamt\x18\x02 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x66und_pay_sumamt\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"\x89\x02\n\x16ReconcileTotalsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x10\n\x08insutype\x18\x02 \x01(\t\x12\x10\n\x08\x63lr_type\x18\x03 \x01(\t\x12+\n\nbegin_date\x18\x04 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12)\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x1d\n\x15include_cancellations\x18\x06 \x01(\x08\x12<\n\x0binstitution\x18\x07 \x01(\x0b\x32\'.medsettle.clearing.v1.ReconcileFigures\"\xa1\x01\n\x17ReconcileTotalsResponse\x12\x36\n\x06result\x18\x01 \x01(\x0e\x32&.medsettle.clearing.v1.ReconcileResult\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x39\n\x08platform\x18\x03 \x01(\x0b\x32\'.medsettle.clearing.v1.ReconcileFigures\"\xe5\x01\n\rReconcileLine\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\x12\x10\n\x08mdtrt_id\x18\x02 \x01(\t\x12\x0e\n\x06psn_no\x18\x03 \x01(\t\x12/\n\rmedfee_sumamt\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x66und_pay_sumamt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x11\n\tcancelled\x18\x07 \x01(\x08\"\xd0\x01\n\x17ReconcileDetailsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12+\n\nbegin_date\x18\x02 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12)\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x10\n\x08\x63lr_type\x18\x04 \x01(\t\x12\x33\n\x05lines\x18\x05 \x03(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\"\xce\x01\n\x13ReconcileDifference\x12\x36\n\x06result\x18\x01 \x01(\x0e\x32&.medsettle.clearing.v1.ReconcileResult\x12\x36\n\x08platform\x18\x02 \x01(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\x12\x39\n\x0binstitution\x18\x03 \x01(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\x12\x0c\n\x04memo\x18\x04 \x01(\t\"s\n\x18ReconcileDetailsResponse\x12\x16\n\x0e\x62\x61lanced_count\x18\x01 \x01(\x05\x12?\n\x0b\x64ifferences\x18\x02 \x03(\x0b\x32*.medsettle.clearing.v1.ReconcileDifference\"a\n\x18RecordLedgerEventRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x05\x65vent\x18\x02 \x01(\x0b\x32\".medsettle.clearing.v1.LedgerEvent\"-\n\x19RecordLedgerEventResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08*u\n\x0bPeriodState\x12\x1c\n\x18PERIOD_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11PERIOD_STATE_OPEN\x10\x01\x12\x18\n\x14PERIOD_STATE_CLEARED\x10\x02\x12\x17\n\x13PERIOD_STATE_CLOSED\x10\x03*a\n\x0c\x44isputeState\x12\x1d\n\x19\x44ISPUTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44ISPUTE_STATE_OPEN\x10\x01\x12\x1a\n\x16\x44ISPUTE_STATE_RESOLVED\x10\x02*\xbc\x01\n\x0fReconcileResult\x12 \n\x1cRECONCILE_RESULT_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECONCILE_RESULT_BALANCED\x10\x01\x12\"\n\x1eRECONCILE_RESULT_PLATFORM_ONLY\x10\x02\x12%\n!RECONCILE_RESULT_INSTITUTION_ONLY\x10\x03\x12\x1d\n\x19RECONCILE_RESULT_MISMATCH\x10\x04\x32\xda\x07\n\x0f\x43learingService\x12v\n\x11RecordLedgerEvent\x12/.medsettle.clearing.v1.RecordLedgerEventRequest\x1a\x30.medsettle.clearing.v1.RecordLedgerEventResponse\x12p\n\x0fReconcileTotals\x12-.medsettle.clearing.v1.ReconcileTotalsRequest\x1a..medsettle.clearing.v1.ReconcileTotalsResponse\x12s\n\x10ReconcileDetails\x12..medsettle.clearing.v1.ReconcileDetailsRequest\x1a/.medsettle.clearing.v1.ReconcileDetailsResponse\x12u\n\x16\x43onfirmTreatmentPeriod\x12\x34.medsettle.clearing.v1.ConfirmTreatmentPeriodRequest\x1a%.medsettle.clearing.v1.ClearingPeriod\x12\\\n\x0bRunClearing\x12).medsettle.clearing.v1.RunClearingRequest\x1a\".medsettle.clearing.v1.ClearingRun\x12i\n\x10\x43onfirmStatement\x12..medsettle.clearing.v1.ConfirmStatementRequest\x1a%.medsettle.clearing.v1.ClearingPeriod\x12\x64\n\x11\x44isputeSettlement\x12/.medsettle.clearing.v1.DisputeSettlementRequest\x1a\x1e.medsettle.clearing.v1.Dispute\x12^\n\x0eResolveDispute\x12,.medsettle.clearing.v1.ResolveDisputeRequest\x1a\x1e.medsettle.clearing.v1.Dispute\x12\x62\n\x0eGetClearingRun\x12,.medsettle.clearing.v1.GetClearingRunRequest\x1a\".medsettle.clearing.v1.ClearingRunb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,medsettle/clearing/v1/clearing_service.proto\x12\x15medsettle.clearing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"medsettle/clearing/v1/ledger.proto\x1a\x1cmedsettle/type/v1/date.proto\x1a\x1dmedsettle/type/v1/money.proto\"\xd5\x02\n\nPrepayment\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\x14\n\x0cinsured_prov\x18\x02 \x01(\t\x12\x16\n\x0etreatment_prov\x18\x03 \x01(\t\x12(\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12+\n\ttopped_up\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x13\n\x0bset_by_hand\x18\x06 \x01(\x08\x12\x31\n\x0funcleared_spend\x18\x07 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\r\n\x05usage\x18\x08 \x01(\t\x12\x30\n\x05level\x18\t \x01(\x0e\x32!.medsettle.clearing.v1.UsageLevel\x12\x11\n\toverdrawn\x18\n \x01(\x08\x12\x18\n\x10overdrawn_reason\x18\x0b \x01(\t\"\xee\x01\n\x11PrepaymentWarning\x12\x12\n\nwarning_id\x18\x01 \x01(\x03\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x14\n\x0cinsured_prov\x18\x03 \x01(\t\x12\x16\n\x0etreatment_prov\x18\x04 \x01(\t\x12\x30\n\x05level\x18\x05 \x01(\x0e\x32!.medsettle.clearing.v1.UsageLevel\x12\r\n\x05usage\x18\x06 \x01(\t\x12\x18\n\x10top_up_requested\x18\x07 \x01(\x08\x12.\n\nraise_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x19\x43omputePrepaymentsRequest\x12\x0c\n\x04year\x18\x01 \x01(\x05\"|\n\x14SetPrepaymentRequest\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\x14\n\x0cinsured_prov\x18\x02 \x01(\t\x12\x16\n\x0etreatment_prov\x18\x03 \x01(\t\x12(\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"\x92\x01\n\x16TopUpPrepaymentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\x05\x12\x14\n\x0cinsured_prov\x18\x03 \x01(\t\x12\x16\n\x0etreatment_prov\x18\x04 \x01(\t\x12(\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"%\n\x15GetPrepaymentsRequest\x12\x0c\n\x04year\x18\x01 \x01(\x05\"P\n\x16GetPrepaymentsResponse\x12\x36\n\x0bprepayments\x18\x01 \x03(\x0b\x32!.medsettle.clearing.v1.Prepayment\",\n\x1cGetPrepaymentWarningsRequest\x12\x0c\n\x04year\x18\x01 \x01(\x05\"[\n\x1dGetPrepaymentWarningsResponse\x12:\n\x08warnings\x18\x01 \x03(\x0b\x32(.medsettle.clearing.v1.PrepaymentWarning\"\xb7\x01\n\x0e\x43learingPeriod\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x31\n\x05state\x18\x02 \x01(\x0e\x32\".medsettle.clearing.v1.PeriodState\x12%\n\x1d\x63onfirmed_treatment_provinces\x18\x03 \x03(\t\x12#\n\x1bpending_treatment_provinces\x18\x04 \x03(\t\x12\x16\n\x0estatement_hash\x18\x05 \x01(\t\"\x90\x03\n\tStatement\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x14\n\x0cinsured_prov\x18\x02 \x01(\t\x12\x16\n\x0etreatment_prov\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_count\x18\x04 \x01(\x05\x12/\n\rmedfee_sumamt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08hifp_pay\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x36\n\x14\x63ritical_illness_pay\x18\x07 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12)\n\x07maf_pay\x18\x08 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\t \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x63learing_amount\x18\n \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x11\n\tconfirmed\x18\x0b \x01(\x08\"\x9f\x01\n\x0bNetPosition\x12\x10\n\x08province\x18\x01 \x01(\t\x12,\n\nreceivable\x18\x02 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12)\n\x07payable\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12%\n\x03net\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"Z\n\x08Transfer\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x12\n\nto_central\x18\x02 \x01(\x08\x12(\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"\xe5\x01\n\x0b\x43learingRun\x12\x35\n\x06period\x18\x01 \x01(\x0b\x32%.medsettle.clearing.v1.ClearingPeriod\x12\x34\n\nstatements\x18\x02 \x03(\x0b\x32 .medsettle.clearing.v1.Statement\x12\x35\n\tpositions\x18\x03 \x03(\x0b\x32\".medsettle.clearing.v1.NetPosition\x12\x32\n\ttransfers\x18\x04 \x03(\x0b\x32\x1f.medsettle.clearing.v1.Transfer\"A\n\x1d\x43onfirmTreatmentPeriodRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x10\n\x08province\x18\x02 \x01(\t\"8\n\x12RunClearingRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"S\n\x17\x43onfirmStatementRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x10\n\x08province\x18\x02 \x01(\t\x12\x16\n\x0estatement_hash\x18\x03 \x01(\t\"\x84\x01\n\x07\x44ispute\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x14\n\x0cinsured_prov\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x32\n\x05state\x18\x05 \x01(\x0e\x32#.medsettle.clearing.v1.DisputeState\"K\n\x18\x44isputeSettlementRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x0f\n\x07setl_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"(\n\x15ResolveDisputeRequest\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\"\'\n\x15GetClearingRunRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\"\xbc\x01\n\x10ReconcileFigures\x12\x18\n\x10settlement_count\x18\x01 \x01(\x05\x12/\n\rmedfee_sumamt\x18\x02 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x66und_pay_sumamt\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\"\x89\x02\n\x16ReconcileTotalsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x10\n\x08insutype\x18\x02 \x01(\t\x12\x10\n\x08\x63lr_type\x18\x03 \x01(\t\x12+\n\nbegin_date\x18\x04 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12)\n\x08\x65nd_date\x18\x05 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x1d\n\x15include_cancellations\x18\x06 \x01(\x08\x12<\n\x0binstitution\x18\x07 \x01(\x0b\x32\'.medsettle.clearing.v1.ReconcileFigures\"\xa1\x01\n\x17ReconcileTotalsResponse\x12\x36\n\x06result\x18\x01 \x01(\x0e\x32&.medsettle.clearing.v1.ReconcileResult\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x39\n\x08platform\x18\x03 \x01(\x0b\x32\'.medsettle.clearing.v1.ReconcileFigures\"\xe5\x01\n\rReconcileLine\x12\x0f\n\x07setl_id\x18\x01 \x01(\t\x12\x10\n\x08mdtrt_id\x18\x02 \x01(\t\x12\x0e\n\x06psn_no\x18\x03 \x01(\t\x12/\n\rmedfee_sumamt\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x31\n\x0f\x66und_pay_sumamt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12*\n\x08\x61\x63\x63t_pay\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x11\n\tcancelled\x18\x07 \x01(\x08\"\xd0\x01\n\x17ReconcileDetailsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12+\n\nbegin_date\x18\x02 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12)\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x10\n\x08\x63lr_type\x18\x04 \x01(\t\x12\x33\n\x05lines\x18\x05 \x03(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\"\xce\x01\n\x13ReconcileDifference\x12\x36\n\x06result\x18\x01 \x01(\x0e\x32&.medsettle.clearing.v1.ReconcileResult\x12\x36\n\x08platform\x18\x02 \x01(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\x12\x39\n\x0binstitution\x18\x03 \x01(\x0b\x32$.medsettle.clearing.v1.ReconcileLine\x12\x0c\n\x04memo\x18\x04 \x01(\t\"s\n\x18ReconcileDetailsResponse\x12\x16\n\x0e\x62\x61lanced_count\x18\x01 \x01(\x05\x12?\n\x0b\x64ifferences\x18\x02 \x03(\x0b\x32*.medsettle.clearing.v1.ReconcileDifference\"a\n\x18RecordLedgerEventRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x31\n\x05\x65vent\x18\x02 \x01(\x0b\x32\".medsettle.clearing.v1.LedgerEvent\"-\n\x19RecordLedgerEventResponse\x12\x10\n\x08recorded\x18\x01 \x01(\x08*n\n\nUsageLevel\x12\x1b\n\x17USAGE_LEVEL_UNSPECIFIED\x10\x00\x12\x16\n\x12USAGE_LEVEL_NORMAL\x10\x01\x12\x16\n\x12USAGE_LEVEL_YELLOW\x10\x02\x12\x13\n\x0fUSAGE_LEVEL_RED\x10\x03*u\n\x0bPeriodState\x12\x1c\n\x18PERIOD_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11PERIOD_STATE_OPEN\x10\x01\x12\x18\n\x14PERIOD_STATE_CLEARED\x10\x02\x12\x17\n\x13PERIOD_STATE_CLOSED\x10\x03*a\n\x0c\x44isputeState\x12\x1d\n\x19\x44ISPUTE_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44ISPUTE_STATE_OPEN\x10\x01\x12\x1a\n\x16\x44ISPUTE_STATE_RESOLVED\x10\x02*\xbc\x01\n\x0fReconcileResult\x12 \n\x1cRECONCILE_RESULT_UNSPECIFIED\x10\x00\x12\x1d\n\x19RECONCILE_RESULT_BALANCED\x10\x01\x12\"\n\x1eRECONCILE_RESULT_PLATFORM_ONLY\x10\x02\x12%\n!RECONCILE_RESULT_INSTITUTION_ONLY\x10\x03\x12\x1d\n\x19RECONCILE_RESULT_MISMATCH\x10\x04\x32\x8b\x0c\n\x0f\x43learingService\x12v\n\x11RecordLedgerEvent\x12/.medsettle.clearing.v1.RecordLedgerEventRequest\x1a\x30.medsettle.clearing.v1.RecordLedgerEventResponse\x12p\n\x0fReconcileTotals\x12-.medsettle.clearing.v1.ReconcileTotalsRequest\x1a..medsettle.clearing.v1.ReconcileTotalsResponse\x12s\n\x10ReconcileDetails\x12..medsettle.clearing.v1.ReconcileDetailsRequest\x1a/.medsettle.clearing.v1.ReconcileDetailsResponse\x12u\n\x16\x43onfirmTreatmentPeriod\x12\x34.medsettle.clearing.v1.ConfirmTreatmentPeriodRequest\x1a%.medsettle.clearing.v1.ClearingPeriod\x12\\\n\x0bRunClearing\x12).medsettle.clearing.v1.RunClearingRequest\x1a\".medsettle.clearing.v1.ClearingRun\x12i\n\x10\x43onfirmStatement\x12..medsettle.clearing.v1.ConfirmStatementRequest\x1a%.medsettle.clearing.v1.ClearingPeriod\x12\x64\n\x11\x44isputeSettlement\x12/.medsettle.clearing.v1.DisputeSettlementRequest\x1a\x1e.medsettle.clearing.v1.Dispute\x12^\n\x0eResolveDispute\x12,.medsettle.clearing.v1.ResolveDisputeRequest\x1a\x1e.medsettle.clearing.v1.Dispute\x12\x62\n\x0eGetClearingRun\x12,.medsettle.clearing.v1.GetClearingRunRequest\x1a\".medsettle.clearing.v1.ClearingRun\x12u\n\x12\x43omputePrepayments\x12\x30.medsettle.clearing.v1.ComputePrepaymentsRequest\x1a-.medsettle.clearing.v1.GetPrepaymentsResponse\x12_\n\rSetPrepayment\x12+.medsettle.clearing.v1.SetPrepaymentRequest\x1a!.medsettle.clearing.v1.Prepayment\x12\x63\n\x0fTopUpPrepayment\x12-.medsettle.clearing.v1.TopUpPrepaymentRequest\x1a!.medsettle.clearing.v1.Prepayment\x12m\n\x0eGetPrepayments\x12,.medsettle.clearing.v1.GetPrepaymentsRequest\x1a-.medsettle.clearing.v1.GetPrepaymentsResponse\x12\x82\x01\n\x15GetPrepaymentWarnings\x12\x33.medsettle.clearing.v1.GetPrepaymentWarningsRequest\x1a\x34.medsettle.clearing.v1.GetPrepaymentWarningsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medsettle.clearing.v1.clearing_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PERIODSTATE']._serialized_start=3286
-  _globals['_PERIODSTATE']._serialized_end=3403
-  _globals['_DISPUTESTATE']._serialized_start=3405
-  _globals['_DISPUTESTATE']._serialized_end=3502
-  _globals['_RECONCILERESULT']._serialized_start=3505
-  _globals['_RECONCILERESULT']._serialized_end=3693
-  _globals['_CLEARINGPERIOD']._serialized_start=169
-  _globals['_CLEARINGPERIOD']._serialized_end=352
-  _globals['_STATEMENT']._serialized_start=355
-  _globals['_STATEMENT']._serialized_end=755
-  _globals['_NETPOSITION']._serialized_start=758
-  _globals['_NETPOSITION']._serialized_end=917
-  _globals['_TRANSFER']._serialized_start=919
-  _globals['_TRANSFER']._serialized_end=1009
-  _globals['_CLEARINGRUN']._serialized_start=1012
-  _globals['_CLEARINGRUN']._serialized_end=1241
-  _globals['_CONFIRMTREATMENTPERIODREQUEST']._serialized_start=1243
-  _globals['_CONFIRMTREATMENTPERIODREQUEST']._serialized_end=1308
-  _globals['_RUNCLEARINGREQUEST']._serialized_start=1310
-  _globals['_RUNCLEARINGREQUEST']._serialized_end=1366
-  _globals['_CONFIRMSTATEMENTREQUEST']._serialized_start=1368
-  _globals['_CONFIRMSTATEMENTREQUEST']._serialized_end=1451
-  _globals['_DISPUTE']._serialized_start=1454
-  _globals['_DISPUTE']._serialized_end=1586
-  _globals['_DISPUTESETTLEMENTREQUEST']._serialized_start=1588
-  _globals['_DISPUTESETTLEMENTREQUEST']._serialized_end=1663
-  _globals['_RESOLVEDISPUTEREQUEST']._serialized_start=1665
-  _globals['_RESOLVEDISPUTEREQUEST']._serialized_end=1705
-  _globals['_GETCLEARINGRUNREQUEST']._serialized_start=1707
-  _globals['_GETCLEARINGRUNREQUEST']._serialized_end=1746
-  _globals['_RECONCILEFIGURES']._serialized_start=1749
-  _globals['_RECONCILEFIGURES']._serialized_end=1937
-  _globals['_RECONCILETOTALSREQUEST']._serialized_start=1940
-  _globals['_RECONCILETOTALSREQUEST']._serialized_end=2205
-  _globals['_RECONCILETOTALSRESPONSE']._serialized_start=2208
-  _globals['_RECONCILETOTALSRESPONSE']._serialized_end=2369
-  _globals['_RECONCILELINE']._serialized_start=2372
-  _globals['_RECONCILELINE']._serialized_end=2601
-  _globals['_RECONCILEDETAILSREQUEST']._serialized_start=2604
-  _globals['_RECONCILEDETAILSREQUEST']._serialized_end=2812
-  _globals['_RECONCILEDIFFERENCE']._serialized_start=2815
-  _globals['_RECONCILEDIFFERENCE']._serialized_end=3021
-  _globals['_RECONCILEDETAILSRESPONSE']._serialized_start=3023
-  _globals['_RECONCILEDETAILSRESPONSE']._serialized_end=3138
-  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_start=3140
-  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_end=3237
-  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_start=3239
-  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_end=3284
-  _globals['_CLEARINGSERVICE']._serialized_start=3696
-  _globals['_CLEARINGSERVICE']._serialized_end=4682
+  _globals['_USAGELEVEL']._serialized_start=4482
+  _globals['_USAGELEVEL']._serialized_end=4592
+  _globals['_PERIODSTATE']._serialized_start=4594
+  _globals['_PERIODSTATE']._serialized_end=4711
+  _globals['_DISPUTESTATE']._serialized_start=4713
+  _globals['_DISPUTESTATE']._serialized_end=4810
+  _globals['_RECONCILERESULT']._serialized_start=4813
+  _globals['_RECONCILERESULT']._serialized_end=5001
+  _globals['_PREPAYMENT']._serialized_start=202
+  _globals['_PREPAYMENT']._serialized_end=543
+  _globals['_PREPAYMENTWARNING']._serialized_start=546
+  _globals['_PREPAYMENTWARNING']._serialized_end=784
+  _globals['_COMPUTEPREPAYMENTSREQUEST']._serialized_start=786
+  _globals['_COMPUTEPREPAYMENTSREQUEST']._serialized_end=827
+  _globals['_SETPREPAYMENTREQUEST']._serialized_start=829
+  _globals['_SETPREPAYMENTREQUEST']._serialized_end=953
+  _globals['_TOPUPPREPAYMENTREQUEST']._serialized_start=956
+  _globals['_TOPUPPREPAYMENTREQUEST']._serialized_end=1102
+  _globals['_GETPREPAYMENTSREQUEST']._serialized_start=1104
+  _globals['_GETPREPAYMENTSREQUEST']._serialized_end=1141
+  _globals['_GETPREPAYMENTSRESPONSE']._serialized_start=1143
+  _globals['_GETPREPAYMENTSRESPONSE']._serialized_end=1223
+  _globals['_GETPREPAYMENTWARNINGSREQUEST']._serialized_start=1225
+  _globals['_GETPREPAYMENTWARNINGSREQUEST']._serialized_end=1269
+  _globals['_GETPREPAYMENTWARNINGSRESPONSE']._serialized_start=1271
+  _globals['_GETPREPAYMENTWARNINGSRESPONSE']._serialized_end=1362
+  _globals['_CLEARINGPERIOD']._serialized_start=1365
+  _globals['_CLEARINGPERIOD']._serialized_end=1548
+  _globals['_STATEMENT']._serialized_start=1551
+  _globals['_STATEMENT']._serialized_end=1951
+  _globals['_NETPOSITION']._serialized_start=1954
+  _globals['_NETPOSITION']._serialized_end=2113
+  _globals['_TRANSFER']._serialized_start=2115
+  _globals['_TRANSFER']._serialized_end=2205
+  _globals['_CLEARINGRUN']._serialized_start=2208
+  _globals['_CLEARINGRUN']._serialized_end=2437
+  _globals['_CONFIRMTREATMENTPERIODREQUEST']._serialized_start=2439
+  _globals['_CONFIRMTREATMENTPERIODREQUEST']._serialized_end=2504
+  _globals['_RUNCLEARINGREQUEST']._serialized_start=2506
+  _globals['_RUNCLEARINGREQUEST']._serialized_end=2562
+  _globals['_CONFIRMSTATEMENTREQUEST']._serialized_start=2564
+  _globals['_CONFIRMSTATEMENTREQUEST']._serialized_end=2647
+  _globals['_DISPUTE']._serialized_start=2650
+  _globals['_DISPUTE']._serialized_end=2782
+  _globals['_DISPUTESETTLEMENTREQUEST']._serialized_start=2784
+  _globals['_DISPUTESETTLEMENTREQUEST']._serialized_end=2859
+  _globals['_RESOLVEDISPUTEREQUEST']._serialized_start=2861
+  _globals['_RESOLVEDISPUTEREQUEST']._serialized_end=2901
+  _globals['_GETCLEARINGRUNREQUEST']._serialized_start=2903
+  _globals['_GETCLEARINGRUNREQUEST']._serialized_end=2942
+  _globals['_RECONCILEFIGURES']._serialized_start=2945
+  _globals['_RECONCILEFIGURES']._serialized_end=3133
+  _globals['_RECONCILETOTALSREQUEST']._serialized_start=3136
+  _globals['_RECONCILETOTALSREQUEST']._serialized_end=3401
+  _globals['_RECONCILETOTALSRESPONSE']._serialized_start=3404
+  _globals['_RECONCILETOTALSRESPONSE']._serialized_end=3565
+  _globals['_RECONCILELINE']._serialized_start=3568
+  _globals['_RECONCILELINE']._serialized_end=3797
+  _globals['_RECONCILEDETAILSREQUEST']._serialized_start=3800
+  _globals['_RECONCILEDETAILSREQUEST']._serialized_end=4008
+  _globals['_RECONCILEDIFFERENCE']._serialized_start=4011
+  _globals['_RECONCILEDIFFERENCE']._serialized_end=4217
+  _globals['_RECONCILEDETAILSRESPONSE']._serialized_start=4219
+  _globals['_RECONCILEDETAILSRESPONSE']._serialized_end=4334
+  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_start=4336
+  _globals['_RECORDLEDGEREVENTREQUEST']._serialized_end=4433
+  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_start=4435
+  _globals['_RECORDLEDGEREVENTRESPONSE']._serialized_end=4480
+  _globals['_CLEARINGSERVICE']._serialized_start=5004
+  _globals['_CLEARINGSERVICE']._serialized_end=6551
 # @@protoc_insertion_point(module_scope)

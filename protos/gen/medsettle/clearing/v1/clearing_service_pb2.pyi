@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from medsettle.clearing.v1 import ledger_pb2 as _ledger_pb2
@@ -21,6 +22,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _UsageLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UsageLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UsageLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    USAGE_LEVEL_UNSPECIFIED: _UsageLevel.ValueType  # 0
+    """Not set."""
+    USAGE_LEVEL_NORMAL: _UsageLevel.ValueType  # 1
+    """Below 70%."""
+    USAGE_LEVEL_YELLOW: _UsageLevel.ValueType  # 2
+    """At least 70%: a yellow warning."""
+    USAGE_LEVEL_RED: _UsageLevel.ValueType  # 3
+    """At least 90%: a red warning and an emergency top-up request."""
+
+class UsageLevel(_UsageLevel, metaclass=_UsageLevelEnumTypeWrapper):
+    """How full a prepayment is."""
+
+USAGE_LEVEL_UNSPECIFIED: UsageLevel.ValueType  # 0
+"""Not set."""
+USAGE_LEVEL_NORMAL: UsageLevel.ValueType  # 1
+"""Below 70%."""
+USAGE_LEVEL_YELLOW: UsageLevel.ValueType  # 2
+"""At least 70%: a yellow warning."""
+USAGE_LEVEL_RED: UsageLevel.ValueType  # 3
+"""At least 90%: a red warning and an emergency top-up request."""
+Global___UsageLevel: _TypeAlias = UsageLevel  # noqa: Y015
 
 class _PeriodState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -105,6 +134,316 @@ RECONCILE_RESULT_INSTITUTION_ONLY: ReconcileResult.ValueType  # 3
 RECONCILE_RESULT_MISMATCH: ReconcileResult.ValueType  # 4
 """"3" both have it, with different amounts or cancellation state (数据不一致)."""
 Global___ReconcileResult: _TypeAlias = ReconcileResult  # noqa: Y015
+
+@_typing.final
+class Prepayment(_message.Message):
+    """The money an insured province prepaid to a treatment province for a year (预付金)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROV_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    TOPPED_UP_FIELD_NUMBER: _builtins.int
+    SET_BY_HAND_FIELD_NUMBER: _builtins.int
+    UNCLEARED_SPEND_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    OVERDRAWN_FIELD_NUMBER: _builtins.int
+    OVERDRAWN_REASON_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Calendar year."""
+    insured_prov: _builtins.str
+    """The insured province (it prepays)."""
+    treatment_prov: _builtins.str
+    """The treatment province (it holds the money)."""
+    set_by_hand: _builtins.bool
+    """True when set by hand (ComputePrepayments leaves it alone)."""
+    usage: _builtins.str
+    """uncleared_spend / amount, four decimals ("0.7312")."""
+    level: Global___UsageLevel.ValueType
+    """The level the usage is at."""
+    overdrawn: _builtins.bool
+    """True when the uncleared spend exceeds the prepayment; never silent."""
+    overdrawn_reason: _builtins.str
+    """Why, when overdrawn ("spend exceeds the prepayment by 1234.56")."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The prepayment: the computed or hand-set amount plus every top-up."""
+
+    @_builtins.property
+    def topped_up(self) -> _money_pb2.Money:
+        """Top-ups included in amount."""
+
+    @_builtins.property
+    def uncleared_spend(self) -> _money_pb2.Money:
+        """Spend of the year not yet cleared in a closed period (funds plus account)."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        insured_prov: _builtins.str = ...,
+        treatment_prov: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        topped_up: _money_pb2.Money | None = ...,
+        set_by_hand: _builtins.bool = ...,
+        uncleared_spend: _money_pb2.Money | None = ...,
+        usage: _builtins.str = ...,
+        level: Global___UsageLevel.ValueType = ...,
+        overdrawn: _builtins.bool = ...,
+        overdrawn_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "topped_up", b"topped_up", "uncleared_spend", b"uncleared_spend"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "insured_prov", b"insured_prov", "level", b"level", "overdrawn", b"overdrawn", "overdrawn_reason", b"overdrawn_reason", "set_by_hand", b"set_by_hand", "topped_up", b"topped_up", "treatment_prov", b"treatment_prov", "uncleared_spend", b"uncleared_spend", "usage", b"usage", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Prepayment: _TypeAlias = Prepayment  # noqa: Y015
+
+@_typing.final
+class PrepaymentWarning(_message.Message):
+    """One usage warning, raised once each time the usage crosses a threshold upwards."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROV_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    TOP_UP_REQUESTED_FIELD_NUMBER: _builtins.int
+    RAISE_TIME_FIELD_NUMBER: _builtins.int
+    warning_id: _builtins.int
+    """Increasing number of the warning."""
+    year: _builtins.int
+    """The pair and year."""
+    insured_prov: _builtins.str
+    """The insured province."""
+    treatment_prov: _builtins.str
+    """The treatment province."""
+    level: Global___UsageLevel.ValueType
+    """YELLOW (70%) or RED (90%)."""
+    usage: _builtins.str
+    """Usage when raised, four decimals."""
+    top_up_requested: _builtins.bool
+    """True for RED: the insured province is asked for an emergency top-up."""
+    @_builtins.property
+    def raise_time(self) -> _timestamp_pb2.Timestamp:
+        """When raised."""
+
+    def __init__(
+        self,
+        *,
+        warning_id: _builtins.int = ...,
+        year: _builtins.int = ...,
+        insured_prov: _builtins.str = ...,
+        treatment_prov: _builtins.str = ...,
+        level: Global___UsageLevel.ValueType = ...,
+        usage: _builtins.str = ...,
+        top_up_requested: _builtins.bool = ...,
+        raise_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["raise_time", b"raise_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["insured_prov", b"insured_prov", "level", b"level", "raise_time", b"raise_time", "top_up_requested", b"top_up_requested", "treatment_prov", b"treatment_prov", "usage", b"usage", "warning_id", b"warning_id", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrepaymentWarning: _TypeAlias = PrepaymentWarning  # noqa: Y015
+
+@_typing.final
+class ComputePrepaymentsRequest(_message.Message):
+    """Request of ComputePrepayments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year whose prepayments are computed (from the spend of year - 1)."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputePrepaymentsRequest: _TypeAlias = ComputePrepaymentsRequest  # noqa: Y015
+
+@_typing.final
+class SetPrepaymentRequest(_message.Message):
+    """Request of SetPrepayment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROV_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Calendar year."""
+    insured_prov: _builtins.str
+    """The insured province ("130000")."""
+    treatment_prov: _builtins.str
+    """The treatment province ("110000")."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """The prepayment before top-ups, positive."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        insured_prov: _builtins.str = ...,
+        treatment_prov: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "insured_prov", b"insured_prov", "treatment_prov", b"treatment_prov", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPrepaymentRequest: _TypeAlias = SetPrepaymentRequest  # noqa: Y015
+
+@_typing.final
+class TopUpPrepaymentRequest(_message.Message):
+    """Request of TopUpPrepayment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROV_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Caller's id for this top-up, at most 64 characters; a repeat changes nothing."""
+    year: _builtins.int
+    """Calendar year."""
+    insured_prov: _builtins.str
+    """The insured province."""
+    treatment_prov: _builtins.str
+    """The treatment province."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount added, positive."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        year: _builtins.int = ...,
+        insured_prov: _builtins.str = ...,
+        treatment_prov: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "insured_prov", b"insured_prov", "request_id", b"request_id", "treatment_prov", b"treatment_prov", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpPrepaymentRequest: _TypeAlias = TopUpPrepaymentRequest  # noqa: Y015
+
+@_typing.final
+class GetPrepaymentsRequest(_message.Message):
+    """Request of GetPrepayments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Calendar year."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPrepaymentsRequest: _TypeAlias = GetPrepaymentsRequest  # noqa: Y015
+
+@_typing.final
+class GetPrepaymentsResponse(_message.Message):
+    """Response of GetPrepayments and ComputePrepayments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREPAYMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def prepayments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Prepayment]:
+        """The pairs, by insured then treatment province."""
+
+    def __init__(
+        self,
+        *,
+        prepayments: _abc.Iterable[Global___Prepayment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prepayments", b"prepayments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPrepaymentsResponse: _TypeAlias = GetPrepaymentsResponse  # noqa: Y015
+
+@_typing.final
+class GetPrepaymentWarningsRequest(_message.Message):
+    """Request of GetPrepaymentWarnings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """Calendar year."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPrepaymentWarningsRequest: _TypeAlias = GetPrepaymentWarningsRequest  # noqa: Y015
+
+@_typing.final
+class GetPrepaymentWarningsResponse(_message.Message):
+    """Response of GetPrepaymentWarnings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___PrepaymentWarning]:
+        """The warnings, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        warnings: _abc.Iterable[Global___PrepaymentWarning] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPrepaymentWarningsResponse: _TypeAlias = GetPrepaymentWarningsResponse  # noqa: Y015
 
 @_typing.final
 class ClearingPeriod(_message.Message):

@@ -80,6 +80,31 @@ class ClearingServiceStub:
                 request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetClearingRunRequest.SerializeToString,
                 response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.FromString,
                 _registered_method=True)
+        self.ComputePrepayments = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/ComputePrepayments',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ComputePrepaymentsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsResponse.FromString,
+                _registered_method=True)
+        self.SetPrepayment = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/SetPrepayment',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.SetPrepaymentRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Prepayment.FromString,
+                _registered_method=True)
+        self.TopUpPrepayment = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/TopUpPrepayment',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.TopUpPrepaymentRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Prepayment.FromString,
+                _registered_method=True)
+        self.GetPrepayments = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/GetPrepayments',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsResponse.FromString,
+                _registered_method=True)
+        self.GetPrepaymentWarnings = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/GetPrepaymentWarnings',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsResponse.FromString,
+                _registered_method=True)
 
 
 class ClearingServiceServicer:
@@ -158,6 +183,44 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputePrepayments(self, request, context):
+        """Sets every pair's prepayment of a year to two months of the previous year's average monthly
+        spend in the ledger (caller: national); pairs set by hand keep their amount.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPrepayment(self, request, context):
+        """Sets one pair's prepayment of a year by hand (caller: national).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopUpPrepayment(self, request, context):
+        """Adds to a pair's prepayment (caller: the insured province, or national). Idempotent by
+        request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrepayments(self, request, context):
+        """The prepayments of a year with their usage (at most one per province pair, so no paging); a
+        province sees the pairs it is party to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPrepaymentWarnings(self, request, context):
+        """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClearingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +268,31 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.GetClearingRun,
                     request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetClearingRunRequest.FromString,
                     response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.SerializeToString,
+            ),
+            'ComputePrepayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputePrepayments,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ComputePrepaymentsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsResponse.SerializeToString,
+            ),
+            'SetPrepayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPrepayment,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.SetPrepaymentRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Prepayment.SerializeToString,
+            ),
+            'TopUpPrepayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopUpPrepayment,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.TopUpPrepaymentRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Prepayment.SerializeToString,
+            ),
+            'GetPrepayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrepayments,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsResponse.SerializeToString,
+            ),
+            'GetPrepaymentWarnings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPrepaymentWarnings,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -451,6 +539,141 @@ class ClearingService:
             '/medsettle.clearing.v1.ClearingService/GetClearingRun',
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetClearingRunRequest.SerializeToString,
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ClearingRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputePrepayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/ComputePrepayments',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ComputePrepaymentsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPrepayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/SetPrepayment',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.SetPrepaymentRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Prepayment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopUpPrepayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/TopUpPrepayment',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.TopUpPrepaymentRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.Prepayment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrepayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/GetPrepayments',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPrepaymentWarnings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/GetPrepaymentWarnings',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsResponse.FromString,
             options,
             channel_credentials,
             insecure,

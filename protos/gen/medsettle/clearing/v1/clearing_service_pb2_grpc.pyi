@@ -68,6 +68,22 @@ class ClearingServiceStub:
     """A period's state and, when cleared, its statements, positions and transfers; a province sees
     only the statements it is party to.
     """
+    ComputePrepayments: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ComputePrepaymentsRequest, _clearing_service_pb2.GetPrepaymentsResponse]
+    """Sets every pair's prepayment of a year to two months of the previous year's average monthly
+    spend in the ledger (caller: national); pairs set by hand keep their amount.
+    """
+    SetPrepayment: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.SetPrepaymentRequest, _clearing_service_pb2.Prepayment]
+    """Sets one pair's prepayment of a year by hand (caller: national)."""
+    TopUpPrepayment: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.TopUpPrepaymentRequest, _clearing_service_pb2.Prepayment]
+    """Adds to a pair's prepayment (caller: the insured province, or national). Idempotent by
+    request_id.
+    """
+    GetPrepayments: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetPrepaymentsRequest, _clearing_service_pb2.GetPrepaymentsResponse]
+    """The prepayments of a year with their usage (at most one per province pair, so no paging); a
+    province sees the pairs it is party to.
+    """
+    GetPrepaymentWarnings: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetPrepaymentWarningsRequest, _clearing_service_pb2.GetPrepaymentWarningsResponse]
+    """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings."""
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -109,6 +125,22 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     """A period's state and, when cleared, its statements, positions and transfers; a province sees
     only the statements it is party to.
     """
+    ComputePrepayments: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ComputePrepaymentsRequest, _clearing_service_pb2.GetPrepaymentsResponse]  # type: ignore[assignment]
+    """Sets every pair's prepayment of a year to two months of the previous year's average monthly
+    spend in the ledger (caller: national); pairs set by hand keep their amount.
+    """
+    SetPrepayment: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.SetPrepaymentRequest, _clearing_service_pb2.Prepayment]  # type: ignore[assignment]
+    """Sets one pair's prepayment of a year by hand (caller: national)."""
+    TopUpPrepayment: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.TopUpPrepaymentRequest, _clearing_service_pb2.Prepayment]  # type: ignore[assignment]
+    """Adds to a pair's prepayment (caller: the insured province, or national). Idempotent by
+    request_id.
+    """
+    GetPrepayments: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetPrepaymentsRequest, _clearing_service_pb2.GetPrepaymentsResponse]  # type: ignore[assignment]
+    """The prepayments of a year with their usage (at most one per province pair, so no paging); a
+    province sees the pairs it is party to.
+    """
+    GetPrepaymentWarnings: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetPrepaymentWarningsRequest, _clearing_service_pb2.GetPrepaymentWarningsResponse]  # type: ignore[assignment]
+    """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings."""
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     """The ledger of settled money between provinces, fed by settlement's outbox."""
@@ -201,5 +233,51 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         """A period's state and, when cleared, its statements, positions and transfers; a province sees
         only the statements it is party to.
         """
+
+    @_abc_1.abstractmethod
+    def ComputePrepayments(
+        self,
+        request: _clearing_service_pb2.ComputePrepaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.GetPrepaymentsResponse, _abc.Awaitable[_clearing_service_pb2.GetPrepaymentsResponse]]:
+        """Sets every pair's prepayment of a year to two months of the previous year's average monthly
+        spend in the ledger (caller: national); pairs set by hand keep their amount.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPrepayment(
+        self,
+        request: _clearing_service_pb2.SetPrepaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.Prepayment, _abc.Awaitable[_clearing_service_pb2.Prepayment]]:
+        """Sets one pair's prepayment of a year by hand (caller: national)."""
+
+    @_abc_1.abstractmethod
+    def TopUpPrepayment(
+        self,
+        request: _clearing_service_pb2.TopUpPrepaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.Prepayment, _abc.Awaitable[_clearing_service_pb2.Prepayment]]:
+        """Adds to a pair's prepayment (caller: the insured province, or national). Idempotent by
+        request_id.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPrepayments(
+        self,
+        request: _clearing_service_pb2.GetPrepaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.GetPrepaymentsResponse, _abc.Awaitable[_clearing_service_pb2.GetPrepaymentsResponse]]:
+        """The prepayments of a year with their usage (at most one per province pair, so no paging); a
+        province sees the pairs it is party to.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPrepaymentWarnings(
+        self,
+        request: _clearing_service_pb2.GetPrepaymentWarningsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.GetPrepaymentWarningsResponse, _abc.Awaitable[_clearing_service_pb2.GetPrepaymentWarningsResponse]]:
+        """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings."""
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
