@@ -15,6 +15,11 @@ def period_of(moment: dt.datetime) -> str:
     return f"{moment.astimezone(SHANGHAI):%Y-%m}"
 
 
+def day_of(moment: dt.datetime) -> str:
+    """The day (YYYY-MM-DD) of a moment in Asia/Shanghai."""
+    return f"{moment.astimezone(SHANGHAI):%Y-%m-%d}"
+
+
 def event_problem(
     event_id: str, setl_id: str, areas: tuple[str, str], funds: tuple[int, int, int], total: int
 ) -> str:
@@ -34,6 +39,7 @@ def event_problem(
 # --- reconciliation (3201 / 3202) ---
 
 MAX_RANGE_DAYS = 366
+MAX_STATISTICS_DAYS = 92
 MAX_DETAIL_LINES = 10_000
 OUTPATIENT_TYPES = ("11", "14")
 INPATIENT_TYPES = ("21",)

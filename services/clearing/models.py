@@ -44,6 +44,8 @@ class LedgerEntryRow(Base):
     event_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     period: Mapped[str] = mapped_column(String(7))
     """Clearing month, YYYY-MM in Asia/Shanghai, of event_time."""
+    event_day: Mapped[str] = mapped_column(String(10), index=True)
+    """YYYY-MM-DD in Asia/Shanghai of event_time (daily statistics)."""
     medfee_sumamt_fen: Mapped[int] = mapped_column(BigInteger)
     hifp_pay_fen: Mapped[int] = mapped_column(BigInteger)
     critical_pay_fen: Mapped[int] = mapped_column(BigInteger)

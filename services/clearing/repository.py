@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from medsettle.clearing.v1 import ledger_pb2
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Integer, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clearing.logic import Entry, PairTotals
@@ -275,3 +275,35 @@ class ClearingRepository:
             .order_by(PrepaymentWarningRow.warning_id)
         )
         return list(await self._session.scalars(query))
+
+    async def daily_statistics(
+        self, first_day: str, last_day: str, party: str | None
+    ) -> list[tuple[Any, ...]]:
+        """(day, insured, treatment, med_type, settlements, cancellations, medfee, fund, hifp,
+        critical, maf, acct) per group, net of cancellations; `party` limits to a province."""
+        row = LedgerEntryRow
+        cancelled = (row.kind == _CANCELLED).cast(Integer)
+        query = (
+            select(
+                row.event_day,
+                row.insured_prov,
+                row.treatment_prov,
+                row.med_type,
+                func.count() - func.sum(cancelled),
+                func.sum(cancelled),
+                func.sum(row.medfee_sumamt_fen),
+                func.sum(row.fund_pay_sumamt_fen),
+                func.sum(row.hifp_pay_fen),
+                func.sum(row.critical_pay_fen),
+                func.sum(row.maf_pay_fen),
+                func.sum(row.acct_pay_fen),
+            )
+            .where(row.event_day >= first_day, row.event_day <= last_day)
+            .group_by(row.event_day, row.insured_prov, row.treatment_prov, row.med_type)
+            .order_by(row.event_day, row.insured_prov, row.treatment_prov, row.med_type)
+        )
+        if party is not None:
+            query = query.where(
+                or_(row.insured_prov == f"{party}0000", row.treatment_prov == f"{party}0000")
+            )
+        return [tuple(found) for found in await self._session.execute(query)]

@@ -42,7 +42,14 @@ from services.common.callers import caller_from_metadata
 from services.common.db import insert_missing
 from services.common.errors import PermissionDenied
 from services.common.fingerprint import fingerprint
-from services.common.values import date_from_proto, money, province_of, stored_utc, timestamp
+from services.common.values import (
+    date_from_proto,
+    date_to_proto,
+    money,
+    province_of,
+    stored_utc,
+    timestamp,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _LOGGER = logging.getLogger(__name__)
@@ -92,6 +99,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
             med_type=event.med_type,
             event_time=when,
             period=logic.period_of(when),
+            event_day=logic.day_of(when),
             medfee_sumamt_fen=event.medfee_sumamt.amount_fen,
             hifp_pay_fen=event.hifp_pay.amount_fen,
             critical_pay_fen=event.critical_illness_pay.amount_fen,
@@ -442,6 +450,56 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 )
                 for w in rows
                 if party is None or party in (w.insured_prov[:2], w.treatment_prov[:2])
+            ]
+        )
+
+    # --- statistics ---
+
+    async def GetDailyStatistics(
+        self, request: clearing_service_pb2.GetDailyStatisticsRequest, context: Context
+    ) -> clearing_service_pb2.GetDailyStatisticsResponse:
+        party = _party(context)
+        begin = date_from_proto(request.begin_date, "begin_date")
+        end = date_from_proto(request.end_date, "end_date")
+        if end < begin or (end - begin).days > logic.MAX_STATISTICS_DAYS:
+            raise PeriodInvalid(
+                f"end_date must be 0 to {logic.MAX_STATISTICS_DAYS} days after begin_date",
+                field="end_date",
+            )
+        async with self._sessions() as session:
+            groups = await ClearingRepository(session).daily_statistics(
+                begin.isoformat(), end.isoformat(), party
+            )
+        return clearing_service_pb2.GetDailyStatisticsResponse(
+            statistics=[
+                clearing_service_pb2.DailyStatistic(
+                    day=date_to_proto(dt.date.fromisoformat(day)),
+                    insured_prov=insured,
+                    treatment_prov=treatment,
+                    med_type=med_type,
+                    settlement_count=int(settled),
+                    cancellation_count=int(cancelled),
+                    medfee_sumamt=money(int(medfee)),
+                    fund_pay_sumamt=money(int(fund)),
+                    hifp_pay=money(int(hifp)),
+                    critical_illness_pay=money(int(critical)),
+                    maf_pay=money(int(maf)),
+                    acct_pay=money(int(acct)),
+                )
+                for (
+                    day,
+                    insured,
+                    treatment,
+                    med_type,
+                    settled,
+                    cancelled,
+                    medfee,
+                    fund,
+                    hifp,
+                    critical,
+                    maf,
+                    acct,
+                ) in groups
             ]
         )
 

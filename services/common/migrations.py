@@ -26,13 +26,16 @@ def alembic_config(versions_dir: Path, metadata: MetaData) -> Config:
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine, versions_dir: Path, metadata: MetaData) -> None:
-    """Apply every revision the database lacks (idempotent; safe for concurrent starters on PG)."""
+async def upgrade_to_head(
+    engine: AsyncEngine, versions_dir: Path, metadata: MetaData, revision: str = "head"
+) -> None:
+    """Apply every revision the database lacks up to `revision` (idempotent; safe for concurrent
+    starters on PG). Tests of data migrations stop at an earlier revision."""
     config = alembic_config(versions_dir, metadata)
 
     def _run(connection: Connection) -> None:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)

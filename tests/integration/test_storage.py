@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
+from services.clearing.models import Base as ClearingBase
+from services.clearing.server import MIGRATIONS_DIR as CLEARING_MIGRATIONS
 from services.common.db import is_sqlite, make_engine, make_session_factory
 from services.common.migrations import current_revision, upgrade_to_head
 from services.identity.models import Base as IdentityBase
@@ -73,5 +76,35 @@ async def test_each_databases_migrations_build_exactly_its_models(
 
         async with engine.connect() as connection:
             assert await connection.run_sync(differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_clearing_gives_entries_recorded_before_0005_their_shanghai_day(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        await upgrade_to_head(engine, CLEARING_MIGRATIONS, ClearingBase.metadata, "0004")
+        columns = (
+            "event_id, kind, setl_id, mdtrt_id, psn_no, fixmedins_code, treatment_admdvs, "
+            "treatment_prov, insuplc_admdvs, insured_prov, insutype, med_type, event_time, period, "
+            "medfee_sumamt_fen, hifp_pay_fen, critical_pay_fen, maf_pay_fen, acct_pay_fen, "
+            "fund_pay_sumamt_fen, psn_cash_pay_fen, event_hash, recorded_at"
+        )
+        async with engine.begin() as connection:
+            # 2026-11-30 17:00 UTC is already December 1st in Asia/Shanghai.
+            await connection.execute(
+                text(
+                    f"INSERT INTO ledger_entries ({columns}) VALUES ('E1S', 1, 'E1', 'M', 'P', "
+                    "'H', '110100', '110000', '131000', '130000', '310', '21', :when, '2026-12', "
+                    "1, 1, 0, 0, 0, 1, 0, 'h', :when)"
+                ),
+                {"when": dt.datetime(2026, 11, 30, 17, 0, tzinfo=dt.UTC)},
+            )
+        await upgrade_to_head(engine, CLEARING_MIGRATIONS, ClearingBase.metadata)
+        async with engine.connect() as connection:
+            day = await connection.scalar(text("SELECT event_day FROM ledger_entries"))
+        assert day == "2026-12-01"
     finally:
         await engine.dispose()

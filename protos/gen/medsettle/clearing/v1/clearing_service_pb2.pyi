@@ -136,6 +136,140 @@ RECONCILE_RESULT_MISMATCH: ReconcileResult.ValueType  # 4
 Global___ReconcileResult: _TypeAlias = ReconcileResult  # noqa: Y015
 
 @_typing.final
+class GetDailyStatisticsRequest(_message.Message):
+    """Request of GetDailyStatistics."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEGIN_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def begin_date(self) -> _date_pb2.Date:
+        """First day (Asia/Shanghai), inclusive."""
+
+    @_builtins.property
+    def end_date(self) -> _date_pb2.Date:
+        """Last day, inclusive; at most 92 days after begin_date."""
+
+    def __init__(
+        self,
+        *,
+        begin_date: _date_pb2.Date | None = ...,
+        end_date: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "end_date", b"end_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin_date", b"begin_date", "end_date", b"end_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDailyStatisticsRequest: _TypeAlias = GetDailyStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class DailyStatistic(_message.Message):
+    """One day's figures of one province pair and medical type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    INSURED_PROV_FIELD_NUMBER: _builtins.int
+    TREATMENT_PROV_FIELD_NUMBER: _builtins.int
+    MED_TYPE_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_COUNT_FIELD_NUMBER: _builtins.int
+    CANCELLATION_COUNT_FIELD_NUMBER: _builtins.int
+    MEDFEE_SUMAMT_FIELD_NUMBER: _builtins.int
+    FUND_PAY_SUMAMT_FIELD_NUMBER: _builtins.int
+    HIFP_PAY_FIELD_NUMBER: _builtins.int
+    CRITICAL_ILLNESS_PAY_FIELD_NUMBER: _builtins.int
+    MAF_PAY_FIELD_NUMBER: _builtins.int
+    ACCT_PAY_FIELD_NUMBER: _builtins.int
+    insured_prov: _builtins.str
+    """The insured province."""
+    treatment_prov: _builtins.str
+    """The treatment province."""
+    med_type: _builtins.str
+    """Medical type ("21", "11", "14")."""
+    settlement_count: _builtins.int
+    """Settlements made that day."""
+    cancellation_count: _builtins.int
+    """Cancellations made that day."""
+    @_builtins.property
+    def day(self) -> _date_pb2.Date:
+        """The day (Asia/Shanghai)."""
+
+    @_builtins.property
+    def medfee_sumamt(self) -> _money_pb2.Money:
+        """Total medical fee, net of cancellations."""
+
+    @_builtins.property
+    def fund_pay_sumamt(self) -> _money_pb2.Money:
+        """Total fund payment, net."""
+
+    @_builtins.property
+    def hifp_pay(self) -> _money_pb2.Money:
+        """Basic pooled fund, net."""
+
+    @_builtins.property
+    def critical_illness_pay(self) -> _money_pb2.Money:
+        """Critical illness, net."""
+
+    @_builtins.property
+    def maf_pay(self) -> _money_pb2.Money:
+        """Medical assistance, net."""
+
+    @_builtins.property
+    def acct_pay(self) -> _money_pb2.Money:
+        """Personal account, net."""
+
+    def __init__(
+        self,
+        *,
+        day: _date_pb2.Date | None = ...,
+        insured_prov: _builtins.str = ...,
+        treatment_prov: _builtins.str = ...,
+        med_type: _builtins.str = ...,
+        settlement_count: _builtins.int = ...,
+        cancellation_count: _builtins.int = ...,
+        medfee_sumamt: _money_pb2.Money | None = ...,
+        fund_pay_sumamt: _money_pb2.Money | None = ...,
+        hifp_pay: _money_pb2.Money | None = ...,
+        critical_illness_pay: _money_pb2.Money | None = ...,
+        maf_pay: _money_pb2.Money | None = ...,
+        acct_pay: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "critical_illness_pay", b"critical_illness_pay", "day", b"day", "fund_pay_sumamt", b"fund_pay_sumamt", "hifp_pay", b"hifp_pay", "maf_pay", b"maf_pay", "medfee_sumamt", b"medfee_sumamt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_pay", b"acct_pay", "cancellation_count", b"cancellation_count", "critical_illness_pay", b"critical_illness_pay", "day", b"day", "fund_pay_sumamt", b"fund_pay_sumamt", "hifp_pay", b"hifp_pay", "insured_prov", b"insured_prov", "maf_pay", b"maf_pay", "med_type", b"med_type", "medfee_sumamt", b"medfee_sumamt", "settlement_count", b"settlement_count", "treatment_prov", b"treatment_prov"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyStatistic: _TypeAlias = DailyStatistic  # noqa: Y015
+
+@_typing.final
+class GetDailyStatisticsResponse(_message.Message):
+    """Response of GetDailyStatistics."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATISTICS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def statistics(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyStatistic]:
+        """By day, insured province, treatment province and medical type."""
+
+    def __init__(
+        self,
+        *,
+        statistics: _abc.Iterable[Global___DailyStatistic] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statistics", b"statistics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDailyStatisticsResponse: _TypeAlias = GetDailyStatisticsResponse  # noqa: Y015
+
+@_typing.final
 class Prepayment(_message.Message):
     """The money an insured province prepaid to a treatment province for a year (预付金)."""
 

@@ -105,6 +105,11 @@ class ClearingServiceStub:
                 request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsRequest.SerializeToString,
                 response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsResponse.FromString,
                 _registered_method=True)
+        self.GetDailyStatistics = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/GetDailyStatistics',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetDailyStatisticsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetDailyStatisticsResponse.FromString,
+                _registered_method=True)
 
 
 class ClearingServiceServicer:
@@ -221,6 +226,14 @@ class ClearingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDailyStatistics(self, request, context):
+        """Counts and fund totals per day (Asia/Shanghai), province pair and medical type; a province
+        sees the pairs it is party to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClearingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -293,6 +306,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     servicer.GetPrepaymentWarnings,
                     request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsRequest.FromString,
                     response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsResponse.SerializeToString,
+            ),
+            'GetDailyStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDailyStatistics,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetDailyStatisticsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetDailyStatisticsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -674,6 +692,33 @@ class ClearingService:
             '/medsettle.clearing.v1.ClearingService/GetPrepaymentWarnings',
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsRequest.SerializeToString,
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetPrepaymentWarningsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDailyStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/GetDailyStatistics',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetDailyStatisticsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.GetDailyStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

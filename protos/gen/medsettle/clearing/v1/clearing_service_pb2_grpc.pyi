@@ -84,6 +84,10 @@ class ClearingServiceStub:
     """
     GetPrepaymentWarnings: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetPrepaymentWarningsRequest, _clearing_service_pb2.GetPrepaymentWarningsResponse]
     """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings."""
+    GetDailyStatistics: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.GetDailyStatisticsRequest, _clearing_service_pb2.GetDailyStatisticsResponse]
+    """Counts and fund totals per day (Asia/Shanghai), province pair and medical type; a province
+    sees the pairs it is party to.
+    """
 
 @_typing.type_check_only
 class ClearingServiceAsyncStub(ClearingServiceStub):
@@ -141,6 +145,10 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     """
     GetPrepaymentWarnings: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetPrepaymentWarningsRequest, _clearing_service_pb2.GetPrepaymentWarningsResponse]  # type: ignore[assignment]
     """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings."""
+    GetDailyStatistics: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.GetDailyStatisticsRequest, _clearing_service_pb2.GetDailyStatisticsResponse]  # type: ignore[assignment]
+    """Counts and fund totals per day (Asia/Shanghai), province pair and medical type; a province
+    sees the pairs it is party to.
+    """
 
 class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     """The ledger of settled money between provinces, fed by settlement's outbox."""
@@ -279,5 +287,15 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_clearing_service_pb2.GetPrepaymentWarningsResponse, _abc.Awaitable[_clearing_service_pb2.GetPrepaymentWarningsResponse]]:
         """The usage warnings raised in a year, oldest first; a province sees its pairs' warnings."""
+
+    @_abc_1.abstractmethod
+    def GetDailyStatistics(
+        self,
+        request: _clearing_service_pb2.GetDailyStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.GetDailyStatisticsResponse, _abc.Awaitable[_clearing_service_pb2.GetDailyStatisticsResponse]]:
+        """Counts and fund totals per day (Asia/Shanghai), province pair and medical type; a province
+        sees the pairs it is party to.
+        """
 
 def add_ClearingServiceServicer_to_server(servicer: ClearingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
