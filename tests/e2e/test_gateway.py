@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import signal
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ class World:
     persons: dict[str, identity_pb2.Person]
     voucher: str
     endpoints: dict[str, str]
-    endpoints_path: Path
+    mesh: Mesh
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -105,7 +106,7 @@ async def world(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         other = His(client, OTHER_HOSPITAL, theirs["paasid"], theirs["secret"])
         await his.sign_in()
         await other.sign_in()
-        yield World(his, other, people, voucher.token, endpoints, mesh.endpoints_path)
+        yield World(his, other, people, voucher.token, endpoints, mesh)
 
 
 def ok(answer: dict[str, Any]) -> dict[str, Any]:
@@ -834,7 +835,7 @@ async def test_the_month_is_cleared_from_the_command_line_and_exported(
     world: World, tmp_path: Path
 ) -> None:
     period = f"{today_in_china():%Y-%m}"
-    where = ("--endpoints", str(world.endpoints_path))
+    where = ("--endpoints", str(world.mesh.endpoints_path))
     refused_run = await asyncio.to_thread(medsettle, "clearing", "run", "--period", period, *where)
     assert refused_run.returncode == 1
     assert "treatment provinces 110000 have not confirmed" in refused_run.stderr
@@ -864,6 +865,52 @@ async def test_the_month_is_cleared_from_the_command_line_and_exported(
     for row in rows:
         parts = ("hifp_pay", "critical_illness_pay", "maf_pay", "acct_pay")
         assert sum(Decimal(row[name]) for name in parts) == Decimal(row["clearing_amount"])
+
+
+async def test_settlements_made_while_clearing_is_down_reach_the_ledger_afterwards(
+    world: World,
+) -> None:
+    other = world.other
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    clearing = world.mesh.processes["clearing"]
+    clearing.send_signal(signal.SIGSTOP)
+    try:
+        mdtrt_id = await admit(other, OUTPATIENT, credential, "ZY-E2E-DOWN")
+        line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "123.45", "123.45")
+        ok(await other.call("2301", {"feedetail": [line]}))
+        data = {
+            "psn_no": OUTPATIENT,
+            **credential,
+            "medfee_sumamt": Decimal("123.45"),
+            "psn_setlway": "01",
+            "mdtrt_id": mdtrt_id,
+            "acct_used_flag": "0",
+            "insutype": "310",
+        }
+        settled = ok(await other.call("2304", {"data": data}))["setlinfo"]
+        await asyncio.sleep(2)  # the relay tries, times out and backs off
+    finally:
+        clearing.send_signal(signal.SIGCONT)
+    today = today_in_china().isoformat()
+    detail = {
+        "data": {"setl_optins": "110100", "stmt_begndate": today, "stmt_enddate": today},
+        "detail": [
+            {
+                "setl_id": settled["setl_id"],
+                "medfee_sumamt": Decimal("123.45"),
+                "fund_pay_sumamt": settled["fund_pay_sumamt"],
+                "acct_pay": settled["acct_pay"],
+            }
+        ],
+    }
+    # Only the listed settlement can balance; the relay delivers it once clearing answers again.
+    for _ in range(150):
+        compared = ok(await other.call("3202", detail))
+        if compared["stmtinfo"]["balanced_count"] == 1:
+            break
+        await asyncio.sleep(0.2)
+    assert compared["stmtinfo"]["balanced_count"] == 1, compared
+    assert settled["setl_id"] not in {row["setl_id"] for row in compared["detail"]}
 
 
 # --- REST for persons and the public ---
