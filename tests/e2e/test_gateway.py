@@ -6,6 +6,7 @@ import asyncio
 import csv
 import datetime as dt
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -820,6 +821,48 @@ async def test_settlements_reach_the_ledger_and_reconcile(world: World) -> None:
     ]
 
 
+async def wait_for_ledger(his: His, setlinfo: dict[str, Any]) -> None:
+    """Reconcile the settlement (3202) until clearing's ledger has it: the outbox delivers it in
+    the background."""
+    today = today_in_china().isoformat()
+    detail = {
+        "data": {"setl_optins": "110100", "stmt_begndate": today, "stmt_enddate": today},
+        "detail": [
+            {
+                "setl_id": setlinfo["setl_id"],
+                "medfee_sumamt": setlinfo["medfee_sumamt"],
+                "fund_pay_sumamt": setlinfo["fund_pay_sumamt"],
+                "acct_pay": setlinfo["acct_pay"],
+            }
+        ],
+    }
+    for _ in range(150):
+        compared = ok(await his.call("3202", detail))
+        if compared["stmtinfo"]["balanced_count"] == 1:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{setlinfo['setl_id']} never reached the ledger: {compared}")
+
+
+async def settle_one(his: His, ipt_no: str, total: str) -> dict[str, Any]:
+    """Admit OUTPATIENT (card), upload one line of `total` yuan and settle; the setlinfo."""
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    mdtrt_id = await admit(his, OUTPATIENT, credential, ipt_no)
+    line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", total, total)
+    ok(await his.call("2301", {"feedetail": [line]}))
+    data = {
+        "psn_no": OUTPATIENT,
+        **credential,
+        "medfee_sumamt": Decimal(total),
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "acct_used_flag": "0",
+        "insutype": "310",
+    }
+    setlinfo: dict[str, Any] = ok(await his.call("2304", {"data": data}))["setlinfo"]
+    return setlinfo
+
+
 def medsettle(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.common", *args],
@@ -836,6 +879,7 @@ async def test_the_month_is_cleared_from_the_command_line_and_exported(
 ) -> None:
     period = f"{today_in_china():%Y-%m}"
     where = ("--endpoints", str(world.mesh.endpoints_path))
+    await wait_for_ledger(world.his, await settle_one(world.his, "ZY-E2E-CLI", "321.00"))
     refused_run = await asyncio.to_thread(medsettle, "clearing", "run", "--period", period, *where)
     assert refused_run.returncode == 1
     assert "treatment provinces 110000 have not confirmed" in refused_run.stderr
@@ -865,52 +909,27 @@ async def test_the_month_is_cleared_from_the_command_line_and_exported(
     for row in rows:
         parts = ("hifp_pay", "critical_illness_pay", "maf_pay", "acct_pay")
         assert sum(Decimal(row[name]) for name in parts) == Decimal(row["clearing_amount"])
+    # The statements match an independent sum over clearing's own database, to the fen.
+    with sqlite3.connect(world.mesh.config.data_dir / "clearing.sqlite") as database:
+        (ledger_fen,) = database.execute(
+            "SELECT SUM(hifp_pay_fen + critical_pay_fen + maf_pay_fen + acct_pay_fen) "
+            "FROM ledger_entries WHERE cleared_period = ?",
+            (period,),
+        ).fetchone()
+    assert sum(Decimal(row["clearing_amount"]) for row in rows) * 100 == ledger_fen
 
 
 async def test_settlements_made_while_clearing_is_down_reach_the_ledger_afterwards(
     world: World,
 ) -> None:
-    other = world.other
-    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
     clearing = world.mesh.processes["clearing"]
     clearing.send_signal(signal.SIGSTOP)
     try:
-        mdtrt_id = await admit(other, OUTPATIENT, credential, "ZY-E2E-DOWN")
-        line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "123.45", "123.45")
-        ok(await other.call("2301", {"feedetail": [line]}))
-        data = {
-            "psn_no": OUTPATIENT,
-            **credential,
-            "medfee_sumamt": Decimal("123.45"),
-            "psn_setlway": "01",
-            "mdtrt_id": mdtrt_id,
-            "acct_used_flag": "0",
-            "insutype": "310",
-        }
-        settled = ok(await other.call("2304", {"data": data}))["setlinfo"]
+        settled = await settle_one(world.other, "ZY-E2E-DOWN", "123.45")
         await asyncio.sleep(2)  # the relay tries, times out and backs off
     finally:
         clearing.send_signal(signal.SIGCONT)
-    today = today_in_china().isoformat()
-    detail = {
-        "data": {"setl_optins": "110100", "stmt_begndate": today, "stmt_enddate": today},
-        "detail": [
-            {
-                "setl_id": settled["setl_id"],
-                "medfee_sumamt": Decimal("123.45"),
-                "fund_pay_sumamt": settled["fund_pay_sumamt"],
-                "acct_pay": settled["acct_pay"],
-            }
-        ],
-    }
-    # Only the listed settlement can balance; the relay delivers it once clearing answers again.
-    for _ in range(150):
-        compared = ok(await other.call("3202", detail))
-        if compared["stmtinfo"]["balanced_count"] == 1:
-            break
-        await asyncio.sleep(0.2)
-    assert compared["stmtinfo"]["balanced_count"] == 1, compared
-    assert settled["setl_id"] not in {row["setl_id"] for row in compared["detail"]}
+    await wait_for_ledger(world.other, settled)
 
 
 # --- REST for persons and the public ---
