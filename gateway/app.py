@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.config import GatewaySettings
 from gateway.hospital import HOSPITAL_PATH, HospitalInterface
@@ -62,7 +63,10 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
             settings.targets(), provider.get_tracer("gateway"), settings.request_timeout_s
         )
         app.state.upstreams = upstreams
-        hospital = HospitalInterface(settings, storage.sessions, storage.cache, upstreams)
+        hospital = HospitalInterface(
+            settings, storage.sessions, storage.cache, upstreams, storage.metrics
+        )
+        app.state.metrics = storage.metrics
         app.state.hospital = hospital
         pruning = asyncio.create_task(_prune_nonces(hospital, settings.timestamp_window_s))
         try:
@@ -101,6 +105,10 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
         headers = {key.lower(): value for key, value in request.headers.items()}
         answer = await request.app.state.hospital.handle(headers, body)
         return Response(answer, media_type="application/json; charset=utf-8")
+
+    @app.get("/metrics", summary="Prometheus metrics of the gateway", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Gateway and upstream health")
     async def healthz(request: Request) -> JSONResponse:

@@ -33,6 +33,7 @@ from gateway.transactions.settlements import cancel_settlement_by_id
 from gateway.transactions.visits import cancel_visit_by_id
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
 from services.common.cache import Cache
+from services.common.metrics import ProcessMetrics
 from services.common.values import SHANGHAI, stored_utc
 
 _LOGGER = logging.getLogger(__name__)
@@ -74,9 +75,18 @@ class HospitalInterface:
         sessions: async_sessionmaker[AsyncSession],
         cache: Cache,
         upstreams: Upstreams,
+        metrics: ProcessMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._requests = metrics.counter(
+            "medsettle_hospital_requests",
+            "Hospital messages answered, by infno and infcode",
+            ["infno", "infcode"],
+        )
+        self._seconds = metrics.histogram(
+            "medsettle_hospital_duration_seconds", "Time to answer a hospital message", ["infno"]
+        )
         self._sessions = sessions
         self._cache = cache
         self._upstreams = upstreams
@@ -95,9 +105,25 @@ class HospitalInterface:
         return codec.encode(response(refmsgid, received, self._now(), err_msg=message))
 
     async def handle(self, headers: Mapping[str, str], body: bytes) -> bytes:
-        """The response envelope for one request."""
+        """The response envelope for one request, counted per infno and infcode."""
+        started = time.perf_counter()
+        answer, infno = await self._answer(headers, body)
+        # Every envelope this module writes starts with its infcode.
+        infcode = "0" if answer.startswith(b'{"infcode":0') else "-1"
+        self._requests.labels(infno, infcode).inc()
+        self._seconds.labels(infno).observe(time.perf_counter() - started)
+        return answer
+
+    def _known_infno(self, parsed: Any) -> str:
+        """The infno as a metrics label: a transaction of this platform, else "other"."""
+        infno = parsed.get("infno") if isinstance(parsed, dict) else None
+        known = infno in self._own or infno in SERVICE_TRANSACTIONS
+        return str(infno) if known else "other"
+
+    async def _answer(self, headers: Mapping[str, str], body: bytes) -> tuple[bytes, str]:
         received = self._now()
         area = _NO_AREA
+        infno = "other"
         try:
             if len(body) > self._settings.max_body_bytes:
                 raise EnvelopeError(
@@ -105,21 +131,20 @@ class HospitalInterface:
                 )
             signed = signed_headers(headers)
             parsed = codec.decode(body)
-            area = _area_of(parsed)
+            area, infno = _area_of(parsed), self._known_infno(parsed)
             message = await self._authenticate(signed, parsed)
-            return await self._process(message, area, received)
+            return await self._process(message, area, received), infno
         except _Answered as answered:
-            return answered.body
+            return answered.body, infno
         except EnvelopeError as error:
-            return self._refusal(area, received, str(error))
+            return self._refusal(area, received, str(error)), infno
         except Exception:  # a bug must still answer in the national form, without internals
             _LOGGER.exception("hospital message failed")
-            return self._refusal(
-                area,
-                received,
+            failure = (
                 "the platform failed to process the message; send the same msgid again, "
-                "or reverse it with 2601",
+                "or reverse it with 2601"
             )
+            return self._refusal(area, received, failure), infno
 
     async def _authenticate(self, signed: SignedHeaders, parsed: Any) -> _Received:
         async with self._sessions() as session:

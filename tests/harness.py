@@ -28,6 +28,7 @@ async def serving(
         tracer=provider.get_tracer(settings.service_name),
         error_domain=f"{settings.service_name}.medsettle",
         max_concurrent_rpcs=256,
+        metrics=storage.metrics,
     )
     channel = make_channel(
         f"127.0.0.1:{running.port}", tracer=provider.get_tracer("test"), default_timeout_s=30

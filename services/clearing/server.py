@@ -27,7 +27,7 @@ def registrar(servicer: ClearingServicer) -> Registrar:
 
 def build_servicer(storage: Storage) -> ClearingServicer:
     """The servicer with its dependencies."""
-    return ClearingServicer(storage.sessions)
+    return ClearingServicer(storage.sessions, storage.metrics)
 
 
 async def serve(settings: ClearingSettings, provider: TracerProvider) -> None:

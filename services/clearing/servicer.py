@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
+from prometheus_client import Gauge
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,6 +43,7 @@ from services.common.callers import caller_from_metadata
 from services.common.db import insert_missing
 from services.common.errors import PermissionDenied
 from services.common.fingerprint import fingerprint
+from services.common.metrics import ProcessMetrics
 from services.common.values import (
     date_from_proto,
     date_to_proto,
@@ -58,8 +60,15 @@ _LOGGER = logging.getLogger(__name__)
 class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     """Implements medsettle.clearing.v1.ClearingService."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], metrics: ProcessMetrics | None = None
+    ) -> None:
         self._sessions = sessions
+        self._usage = (metrics or ProcessMetrics("clearing")).gauge(
+            "medsettle_prepayment_usage",
+            "Uncleared spend over the prepayment, per year and province pair",
+            ["year", "insured_prov", "treatment_prov"],
+        )
 
     async def RecordLedgerEvent(
         self, request: clearing_service_pb2.RecordLedgerEventRequest, context: Context
@@ -117,7 +126,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 if stored is None:
                     session.add(row)
                     await session.flush()
-                    await _evaluate_pair(ClearingRepository(session), row)
+                    await _evaluate_pair(ClearingRepository(session), row, self._usage)
                 else:
                     stored_hash = stored.event_hash
         except IntegrityError:
@@ -288,7 +297,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                         lock=True,
                     )
                     assert locked is not None
-                    await _evaluate(repository, locked, now)
+                    await _evaluate(repository, locked, now, self._usage)
             return await _period_to_proto(repository, row)
 
     async def DisputeSettlement(
@@ -364,7 +373,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 if not row.set_by_hand:
                     row.base_fen = logic.prepayment_from_spend(spend)
                 await session.flush()
-                await _evaluate(repository, row, _now())
+                await _evaluate(repository, row, _now(), self._usage)
             return await _prepayments_to_proto(repository, year, None)
 
     async def SetPrepayment(
@@ -380,7 +389,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
             row = await _prepayment_row(repository, year, insured, treatment)
             row.base_fen, row.set_by_hand = request.amount.amount_fen, True
             await session.flush()
-            return await _evaluate(repository, row, _now())
+            return await _evaluate(repository, row, _now(), self._usage)
 
     async def TopUpPrepayment(
         self, request: clearing_service_pb2.TopUpPrepaymentRequest, context: Context
@@ -419,7 +428,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 treatment,
             ) or earlier.amount_fen != request.amount.amount_fen:
                 raise TopUpConflict(f"request_id {request.request_id} was another top-up")
-            return await _evaluate(repository, row, _now())
+            return await _evaluate(repository, row, _now(), self._usage)
 
     async def GetPrepayments(
         self, request: clearing_service_pb2.GetPrepaymentsRequest, context: Context
@@ -767,17 +776,19 @@ async def _prepayment_row(
     return row
 
 
-async def _evaluate_pair(repository: ClearingRepository, entry: LedgerEntryRow) -> None:
+async def _evaluate_pair(
+    repository: ClearingRepository, entry: LedgerEntryRow, usage_gauge: Gauge
+) -> None:
     """After a ledger entry: the usage of its pair's prepayment, if the pair has one."""
     row = await repository.prepayment(
         int(entry.period[:4]), entry.insured_prov, entry.treatment_prov, lock=True
     )
     if row is not None:
-        await _evaluate(repository, row, _now())
+        await _evaluate(repository, row, _now(), usage_gauge)
 
 
 async def _evaluate(
-    repository: ClearingRepository, row: PrepaymentRow, now: dt.datetime
+    repository: ClearingRepository, row: PrepaymentRow, now: dt.datetime, usage_gauge: Gauge
 ) -> clearing_service_pb2.Prepayment:
     """Bring the pair's level up to date, raising one warning per threshold crossed upwards."""
     spend = await repository.uncleared_spend(row.year, row.insured_prov, row.treatment_prov)
@@ -807,6 +818,7 @@ async def _evaluate(
         )
     row.level = level
     row.overdrawn = spend > amount
+    usage_gauge.labels(str(row.year), row.insured_prov, row.treatment_prov).set(float(usage))
     return _prepayment_to_proto(row, spend)
 
 

@@ -53,3 +53,5 @@ class ServiceSettings(ProcessSettings):
     """How long in-flight RPCs may finish after SIGTERM."""
     max_concurrent_rpcs: int = Field(default=256, gt=0)
     """Calls beyond this are refused with RESOURCE_EXHAUSTED instead of queueing without bound."""
+    metrics_port: int = Field(default=0, ge=0)
+    """Port of the Prometheus endpoint (`/metrics` on grpc_host); 0 = not exposed."""

@@ -24,6 +24,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from services.common.errors import DomainError
+from services.common.metrics import ProcessMetrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,9 +61,12 @@ def _method_name(full_method: str) -> str:
 class ServerCallInterceptor(grpc.aio.ServerInterceptor):
     """Trace, deadline and error handling for every inbound RPC of a service."""
 
-    def __init__(self, tracer: Tracer, error_domain: str) -> None:
+    def __init__(
+        self, tracer: Tracer, error_domain: str, metrics: ProcessMetrics | None = None
+    ) -> None:
         self._tracer = tracer
         self._domain = error_domain
+        self._metrics = metrics
 
     async def intercept_service(
         self,
@@ -126,6 +130,7 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         self, behaviour: Callable[..., Awaitable[Any]], span_name: str, metadata: dict[str, Any]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def wrapped(request: Any, context: Context) -> Any:
+            started = time.perf_counter()
             with self._server_span(context, span_name, metadata) as span:
                 try:
                     return await behaviour(request, context)
@@ -133,8 +138,17 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as error:
                     await self._fail(error, context, span)
+                finally:
+                    self._observe(span_name, context, started)
 
         return wrapped
+
+    def _observe(self, method: str, context: Context, started: float) -> None:
+        if self._metrics is None:
+            return
+        code = context.code()
+        name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        self._metrics.observe_rpc(method, name, time.perf_counter() - started)
 
     def _wrap_stream(
         self, behaviour: Callable[..., AsyncIterator[Any]], span_name: str, metadata: dict[str, Any]

@@ -58,6 +58,10 @@ class MeshConfig:
         """The gRPC port of one service."""
         return self.base_port + SERVICES.index(name)
 
+    def metrics_port(self, name: str) -> int:
+        """The Prometheus port of one service (the gateway serves /metrics on its HTTP port)."""
+        return self.base_port + 100 + SERVICES.index(name)
+
     def endpoints(self) -> dict[str, str]:
         """What endpoints.json holds: gRPC host:port per service, the gateway's base URL and the
         gateway's database (for `medsettle hospital-credentials`)."""
@@ -122,6 +126,7 @@ def child_environment(config: MeshConfig) -> dict[str, str]:
         prefix = name.upper()
         env[f"{prefix}_GRPC_HOST"] = config.host
         env[f"{prefix}_GRPC_PORT"] = str(config.service_port(name))
+        env[f"{prefix}_METRICS_PORT"] = str(config.metrics_port(name))
     for name in DATABASE_OWNERS:
         prefix = name.upper()
         env[f"{prefix}_DATA_DIR"] = str(config.data_dir.resolve())

@@ -21,6 +21,7 @@ from services.common.cache import Cache, make_redis
 from services.common.config import ProcessSettings, ServiceSettings
 from services.common.db import make_engine, make_session_factory
 from services.common.log import configure_logging
+from services.common.metrics import ProcessMetrics
 from services.common.migrations import upgrade_to_head
 from services.common.server import Registrar, start_server, wait_for_stop_signal
 from services.common.tracing import install_tracer_provider, make_tracer_provider
@@ -30,11 +31,12 @@ S = TypeVar("S", bound=ServiceSettings)
 
 @dataclass
 class Storage:
-    """A service's database and cache."""
+    """A process's database and cache, and the metrics registry the cache reports into."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     cache: Cache
+    metrics: ProcessMetrics
 
     async def close(self) -> None:
         """Release pooled connections."""
@@ -53,7 +55,13 @@ async def open_storage(
     cache = Cache(
         make_redis(settings.redis_url), prefix=f"{settings.redis_prefix}:{settings.service_name}"
     )
-    return Storage(engine, make_session_factory(engine), cache)
+    metrics = ProcessMetrics(settings.service_name)
+    metrics.watch(
+        "medsettle_cache_hit_ratio",
+        "Cache hits over lookups since start",
+        lambda: cache.stats.hit_ratio,
+    )
+    return Storage(engine, make_session_factory(engine), cache, metrics)
 
 
 def run_service(
@@ -85,7 +93,10 @@ async def serve_until_stopped(
         tracer=provider.get_tracer(settings.service_name),
         error_domain=f"{settings.service_name}.medsettle",
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        metrics=storage.metrics,
     )
+    if settings.metrics_port:
+        storage.metrics.serve(settings.grpc_host, settings.metrics_port)
     try:
         await wait_for_stop_signal()
     finally:

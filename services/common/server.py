@@ -21,6 +21,7 @@ from opentelemetry.trace import Tracer
 
 from services.common.channels import MAX_MESSAGE_BYTES
 from services.common.interceptors import ServerCallInterceptor
+from services.common.metrics import ProcessMetrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,10 +64,11 @@ async def start_server(
     tracer: Tracer,
     error_domain: str,
     max_concurrent_rpcs: int,
+    metrics: ProcessMetrics | None = None,
 ) -> RunningServer:
     """Build, bind and start a server; every registered service reports SERVING."""
     server = grpc.aio.server(
-        interceptors=[ServerCallInterceptor(tracer, error_domain)],
+        interceptors=[ServerCallInterceptor(tracer, error_domain, metrics)],
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         options=[
             # A second copy on the same port must fail loudly, not steal half the traffic.

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
+from prometheus_client import Gauge
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -62,6 +63,7 @@ class OutboxRelay:
         base_backoff_s: float = 0.5,
         max_backoff_s: float = 60.0,
         idle_poll_s: float = 5.0,
+        backlog: Gauge | None = None,
     ) -> None:
         self._sessions = sessions
         self._deliver = deliver
@@ -71,6 +73,7 @@ class OutboxRelay:
         self._max_backoff_s = max_backoff_s
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
+        self._backlog = backlog
         self.delivered = 0
         self.failures = 0
 
@@ -112,6 +115,10 @@ class OutboxRelay:
             delivered.append(row_id)
         await self._record(delivered, failed, [c[0] for c in claimed])
         self.delivered += len(delivered)
+        if self._backlog is not None:
+            async with self._sessions() as session:
+                waiting, _ = await SettlementRepository(session).backlog()
+            self._backlog.set(waiting)
         return len(delivered)
 
     async def _record(

@@ -6,7 +6,11 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from medsettle.settlement.v1 import settlement_service_pb2, settlement_service_pb2_grpc
+from medsettle.settlement.v1 import (
+    settlement_pb2,
+    settlement_service_pb2,
+    settlement_service_pb2_grpc,
+)
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common.channels import make_channel
@@ -14,6 +18,7 @@ from services.common.runtime import Storage, open_storage, serve_until_stopped
 from services.common.server import Registrar
 from services.common.server import registrar as common_registrar
 from services.settlement.config import SettlementSettings
+from services.settlement.metrics import SettlementMetrics
 from services.settlement.models import Base
 from services.settlement.outbox import OutboxRelay, clearing_delivery
 from services.settlement.servicer import SettlementServicer
@@ -31,12 +36,20 @@ def registrar(servicer: SettlementServicer) -> Registrar:
 
 
 def build_servicer(
-    storage: Storage, upstreams: Upstreams, relay: OutboxRelay | None
+    storage: Storage,
+    upstreams: Upstreams,
+    relay: OutboxRelay | None,
+    figures: SettlementMetrics | None = None,
 ) -> SettlementServicer:
-    """The servicer with its dependencies; a commit wakes the relay when there is one."""
-    return SettlementServicer(
-        storage.sessions, upstreams, relay.wake if relay is not None else lambda: None
-    )
+    """The servicer with its dependencies; a commit is counted and wakes the relay (if any)."""
+    figures = figures or SettlementMetrics(storage.metrics)
+
+    def committed(settlement: settlement_pb2.Settlement) -> None:
+        figures.record(settlement)
+        if relay is not None:
+            relay.wake()
+
+    return SettlementServicer(storage.sessions, upstreams, committed)
 
 
 async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
@@ -47,16 +60,18 @@ async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
     clearing = make_channel(
         settings.clearing_target, tracer=tracer, default_timeout_s=settings.default_timeout_s
     )
+    figures = SettlementMetrics(storage.metrics)
     relay = None
     if settings.relay_enabled:
         relay = OutboxRelay(
             storage.sessions,
             clearing_delivery(clearing),
             max_backoff_s=settings.relay_max_backoff_s,
+            backlog=figures.outbox_backlog,
         )
     relay_task = asyncio.create_task(relay.run()) if relay else None
     try:
-        servicer = build_servicer(storage, upstreams, relay)
+        servicer = build_servicer(storage, upstreams, relay, figures)
         await serve_until_stopped(settings, storage, registrar(servicer), provider)
     finally:
         if relay_task is not None:

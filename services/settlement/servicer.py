@@ -206,7 +206,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self,
         sessions: async_sessionmaker[AsyncSession],
         upstreams: Upstreams,
-        on_ledger_event: Callable[[], None] = lambda: None,
+        on_ledger_event: Callable[[settlement_pb2.Settlement], None] = lambda _: None,
     ) -> None:
         self._sessions = sessions
         self._upstreams = upstreams
@@ -576,7 +576,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             if earlier is None:
                 raise
             return _replayed_settlement(earlier, request_hash, request_id)
-        self._on_ledger_event()
+        self._on_ledger_event(settlement)
         return settlement
 
     async def CancelSettlement(
@@ -623,7 +623,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             row.cancellation = cancelled.SerializeToString()
             visit.setl_id = None
             _queue_ledger_event(repository, cancelled, ledger_pb2.LEDGER_EVENT_KIND_CANCELLED, now)
-        self._on_ledger_event()
+        self._on_ledger_event(cancelled)
         return cancelled
 
     async def GetSettlement(

@@ -61,11 +61,10 @@ def test_every_process_runs_locked_down_with_probes_and_resources(overlay: str) 
         assert security["capabilities"]["drop"] == ["ALL"]
         assert {"requests", "limits"} <= set(container["resources"])
         assert container["readinessProbe"] and container["livenessProbe"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
         if name != "gateway":
-            assert (
-                container["readinessProbe"]["grpc"]["port"]
-                == container["ports"][0]["containerPort"]
-            )
+            assert container["readinessProbe"]["grpc"]["port"] == ports["grpc"]
+            assert ports["metrics"] == 9100
         assert container["image"].startswith("registry.example.cn/medsettle/medsettle:")
         assert container["args"] == ["gateway" if name == "gateway" else f"services.{name}"]
     assert set(named(objects, "Service")) >= PROCESSES

@@ -932,6 +932,21 @@ async def test_settlements_made_while_clearing_is_down_reach_the_ledger_afterwar
     await wait_for_ledger(world.other, settled)
 
 
+async def test_every_process_exposes_its_metrics(world: World) -> None:
+    await settle_one(world.his, "ZY-E2E-METRICS", "50.00")
+    gateway = (await world.his.client.get("/metrics")).text
+    assert 'medsettle_hospital_requests_total{infcode="0",infno="2304"}' in gateway
+    assert 'medsettle_hospital_duration_seconds_bucket{infno="2304",le="0.5"}' in gateway
+    port = world.mesh.config.metrics_port("settlement")
+    async with httpx.AsyncClient() as client:
+        settlement = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'medsettle_settlements_total{event="settled",med_type="21"}' in settlement
+    assert 'medsettle_settled_fen_total{event="settled",fund="hifp_pay"}' in settlement
+    assert "medsettle_outbox_backlog " in settlement
+    assert 'method="SettlementService/SettleVisit",process="settlement"' in settlement
+    assert "medsettle_cache_hit_ratio " in settlement
+
+
 # --- REST for persons and the public ---
 
 

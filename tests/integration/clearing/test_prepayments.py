@@ -40,10 +40,19 @@ async def set_prepayment(stub: Stub, fen: int) -> _C.Prepayment:
 async def test_warnings_are_raised_once_per_crossing_at_70_and_90_percent(
     clearing: tuple[Stub, Storage],
 ) -> None:
-    stub, _ = clearing
+    stub, storage = clearing
     await set_prepayment(stub, 10_000)
     await record(stub, "S1", medfee=8_000, fund=6_999)  # 69.99%: nothing
     assert await warnings(stub) == []
+    exposed = storage.metrics.exposition().decode()
+    assert (
+        'medsettle_prepayment_usage{insured_prov="130000",treatment_prov="110000",year="2026"} '
+        "0.6999"
+    ) in exposed
+    assert (
+        'medsettle_rpc_requests_total{code="OK",method="ClearingService/RecordLedgerEvent",'
+        'process="clearing"} 1.0'
+    ) in exposed
     await record(stub, "S2", medfee=10, fund=1)  # exactly 70.00%
     assert await warnings(stub) == [(_C.USAGE_LEVEL_YELLOW, "0.7000", False)]
     await record(stub, "S3", medfee=1_000, fund=500)  # 75%: still yellow, no new warning
@@ -78,6 +87,10 @@ async def test_warnings_are_raised_once_per_crossing_at_70_and_90_percent(
         grpc.StatusCode.ALREADY_EXISTS,
         "TOP_UP_CONFLICT",
     )
+    assert (
+        'medsettle_rpc_requests_total{code="ALREADY_EXISTS",'
+        'method="ClearingService/TopUpPrepayment",process="clearing"} 1.0'
+    ) in storage.metrics.exposition().decode()
     await record(stub, "S6", medfee=4_000, fund=3_500)  # 14,000 / 20,000 = 70%
     assert (await warnings(stub))[2:] == [(_C.USAGE_LEVEL_YELLOW, "0.7000", False)]
     assert await refusal(stub.TopUpPrepayment(top_up, metadata=province(BEIJING))) == (
