@@ -14,7 +14,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.config import GatewaySettings
@@ -58,7 +60,9 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+        storage = await open_storage(
+            settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer("gateway")
+        )
         upstreams = Upstreams(
             settings.targets(), provider.get_tracer("gateway"), settings.request_timeout_s
         )
@@ -76,6 +80,7 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
             await upstreams.close()
             await storage.close()
 
+    tracer = provider.get_tracer("gateway")
     app = FastAPI(
         title="medsettle gateway",
         version="1",
@@ -100,11 +105,21 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
         response_description="The national response envelope; refusals are infcode -1",
     )
     async def call_service(request: Request) -> Response:
-        serve_with_deadline(settings.request_timeout_s)
-        body = await _bounded_body(request, settings.max_body_bytes)
         headers = {key.lower(): value for key, value in request.headers.items()}
-        answer = await request.app.state.hospital.handle(headers, body)
-        return Response(answer, media_type="application/json; charset=utf-8")
+        # The message's trace starts here (or continues the caller's W3C traceparent); the
+        # caller gets its id back in x-trace-id.
+        with tracer.start_as_current_span(
+            "gateway/callService", context=propagate.extract(headers), kind=SpanKind.SERVER
+        ) as span:
+            serve_with_deadline(settings.request_timeout_s)
+            body = await _bounded_body(request, settings.max_body_bytes)
+            answer = await request.app.state.hospital.handle(headers, body)
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        return Response(
+            answer,
+            media_type="application/json; charset=utf-8",
+            headers={"x-trace-id": trace_id},
+        )
 
     @app.get("/metrics", summary="Prometheus metrics of the gateway", include_in_schema=False)
     async def metrics(request: Request) -> Response:

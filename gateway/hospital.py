@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import codec
@@ -110,6 +111,10 @@ class HospitalInterface:
         answer, infno = await self._answer(headers, body)
         # Every envelope this module writes starts with its infcode.
         infcode = "0" if answer.startswith(b'{"infcode":0') else "-1"
+        span = trace.get_current_span()
+        span.update_name(f"gateway/{infno}")
+        span.set_attribute("medsettle.infno", infno)
+        span.set_attribute("medsettle.infcode", infcode)
         self._requests.labels(infno, infcode).inc()
         self._seconds.labels(infno).observe(time.perf_counter() - started)
         return answer

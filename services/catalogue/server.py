@@ -34,6 +34,8 @@ def build_servicer(settings: CatalogueSettings, storage: Storage) -> CatalogueSe
 
 async def serve(settings: CatalogueSettings, provider: TracerProvider) -> None:
     """Run the catalogue service until SIGTERM/SIGINT."""
-    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    storage = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+    )
     servicer = build_servicer(settings, storage)
     await serve_until_stopped(settings, storage, registrar(servicer), provider)

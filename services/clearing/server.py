@@ -32,5 +32,7 @@ def build_servicer(storage: Storage) -> ClearingServicer:
 
 async def serve(settings: ClearingSettings, provider: TracerProvider) -> None:
     """Run the clearing service until SIGTERM/SIGINT."""
-    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    storage = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+    )
     await serve_until_stopped(settings, storage, registrar(build_servicer(storage)), provider)

@@ -11,10 +11,12 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as redis_asyncio
+from opentelemetry.trace import SpanKind, Tracer
 from redis.exceptions import RedisError
 
 _LOGGER = logging.getLogger(__name__)
@@ -88,8 +90,10 @@ class Cache:
         local_ttl_s: float = 5.0,
         local_max_entries: int = 100_000,
         retry_after_s: float = 5.0,
+        tracer: Tracer | None = None,
     ) -> None:
         self._redis = redis_client
+        self._tracer = tracer
         self._prefix = prefix
         self._local = LocalCache(local_max_entries)
         self._local_ttl_s = local_ttl_s
@@ -110,6 +114,14 @@ class Cache:
             return None
         return self._redis
 
+    def _span(self, command: str) -> AbstractContextManager[Any]:
+        """A CLIENT span around one Redis round trip (none without a tracer)."""
+        if self._tracer is None:
+            return nullcontext()
+        return self._tracer.start_as_current_span(
+            f"redis {command}", kind=SpanKind.CLIENT, attributes={"db.system": "redis"}
+        )
+
     def _redis_failed(self, error: Exception) -> None:
         self.stats.redis_errors += 1
         self._redis_down_until = time.monotonic() + self._retry_after_s
@@ -126,7 +138,8 @@ class Cache:
         client = self._redis_available()
         if missing and client is not None:
             try:
-                values = await client.mget([self._key(key) for key in missing])
+                with self._span("MGET"):
+                    values = await client.mget([self._key(key) for key in missing])
             except (RedisError, OSError) as error:
                 self._redis_failed(error)
             else:
@@ -158,7 +171,8 @@ class Cache:
             pipeline = client.pipeline(transaction=False)
             for key, value in items.items():
                 pipeline.set(self._key(key), value, px=int(ttl_s * 1000))
-            await pipeline.execute()
+            with self._span("SET"):
+                await pipeline.execute()
         except (RedisError, OSError) as error:
             self._redis_failed(error)
 
@@ -169,7 +183,8 @@ class Cache:
         if client is None or not keys:
             return
         try:
-            await client.delete(*(self._key(key) for key in keys))
+            with self._span("DEL"):
+                await client.delete(*(self._key(key) for key in keys))
         except (RedisError, OSError) as error:
             self._redis_failed(error)
 

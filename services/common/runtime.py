@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import uvloop
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,7 +25,7 @@ from services.common.log import configure_logging
 from services.common.metrics import ProcessMetrics
 from services.common.migrations import upgrade_to_head
 from services.common.server import Registrar, start_server, wait_for_stop_signal
-from services.common.tracing import install_tracer_provider, make_tracer_provider
+from services.common.tracing import install_tracer_provider, make_tracer_provider, trace_database
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -47,13 +48,21 @@ class Storage:
 
 
 async def open_storage(
-    settings: ProcessSettings, metadata: MetaData, migrations_dir: Path
+    settings: ProcessSettings,
+    metadata: MetaData,
+    migrations_dir: Path,
+    tracer: Tracer | None = None,
 ) -> Storage:
-    """Connect, migrate to head, and build the cache (Redis when configured)."""
+    """Connect, migrate to head, and build the cache (Redis when configured); with a tracer,
+    every statement and Redis round trip gets its span."""
     engine = make_engine(settings.sqlalchemy_url())
     await upgrade_to_head(engine, migrations_dir, metadata)
+    if tracer is not None:
+        trace_database(engine, tracer)
     cache = Cache(
-        make_redis(settings.redis_url), prefix=f"{settings.redis_prefix}:{settings.service_name}"
+        make_redis(settings.redis_url),
+        prefix=f"{settings.redis_prefix}:{settings.service_name}",
+        tracer=tracer,
     )
     metrics = ProcessMetrics(settings.service_name)
     metrics.watch(

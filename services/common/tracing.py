@@ -9,6 +9,7 @@ numbers or card numbers.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -18,6 +19,9 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def make_tracer_provider(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider:
@@ -35,3 +39,37 @@ def make_tracer_provider(service_name: str, exporter: SpanExporter | None = None
 def install_tracer_provider(provider: TracerProvider) -> None:
     """Make provider the process-wide default (only __main__ does this; tests pass providers in)."""
     trace.set_tracer_provider(provider)
+
+
+def trace_database(engine: AsyncEngine, tracer: Tracer) -> None:
+    """A CLIENT span around every statement ("db SELECT", "db UPDATE" ...), under the span that
+    issued it. SQLAlchemy runs the driver in a greenlet that shares the caller's context, so the
+    parent is the RPC's span. The statement text has no values (they are bound parameters)."""
+    system = engine.dialect.name
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(
+        _connection: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+        context._medsettle_span = tracer.start_span(
+            f"db {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"db.system": system, "db.operation": operation},
+        )
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _end(*args: Any) -> None:
+        span = getattr(args[4], "_medsettle_span", None)
+        if span is not None:
+            span.end()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _failed(exception_context: Any) -> None:
+        execution = exception_context.execution_context
+        span = getattr(execution, "_medsettle_span", None) if execution is not None else None
+        if span is not None:
+            span.set_status(
+                Status(StatusCode.ERROR, type(exception_context.original_exception).__name__)
+            )
+            span.end()

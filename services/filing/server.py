@@ -32,6 +32,8 @@ def build_servicer(settings: FilingSettings, storage: Storage) -> FilingServicer
 
 async def serve(settings: FilingSettings, provider: TracerProvider) -> None:
     """Run the filing service until SIGTERM/SIGINT."""
-    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    storage = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+    )
     servicer = build_servicer(settings, storage)
     await serve_until_stopped(settings, storage, registrar(servicer), provider)

@@ -37,6 +37,8 @@ def build_servicer(settings: IdentitySettings, storage: Storage) -> IdentityServ
 
 async def serve(settings: IdentitySettings, provider: TracerProvider) -> None:
     """Run the identity service until SIGTERM/SIGINT."""
-    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    storage = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+    )
     servicer = build_servicer(settings, storage)
     await serve_until_stopped(settings, storage, registrar(servicer), provider)

@@ -275,3 +275,5 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str] = mapped_column(String(500))
+    traceparent: Mapped[str] = mapped_column(String(64))
+    """W3C traceparent of the settlement that queued the event: its delivery joins that trace."""

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import Gauge
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,6 +66,7 @@ class OutboxRelay:
         max_backoff_s: float = 60.0,
         idle_poll_s: float = 5.0,
         backlog: Gauge | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._sessions = sessions
         self._deliver = deliver
@@ -74,6 +77,7 @@ class OutboxRelay:
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
         self._backlog = backlog
+        self._tracer = tracer or trace.NoOpTracer()
         self.delivered = 0
         self.failures = 0
 
@@ -103,15 +107,24 @@ class OutboxRelay:
             rows = await SettlementRepository(session).due_events(now, self._batch)
             for row in rows:
                 row.next_attempt_at = now + self._lease
-            claimed = [(row.id, row.attempts, row.event) for row in rows]
+            claimed = [(row.id, row.attempts, row.event, row.traceparent) for row in rows]
         delivered: list[int] = []
         failed: tuple[int, int, str] | None = None
-        for row_id, attempts, payload in claimed:
-            try:
-                await self._deliver(ledger_pb2.LedgerEvent.FromString(payload))
-            except grpc.aio.AioRpcError as error:
-                failed = (row_id, attempts + 1, f"{error.code().name}: {error.details()}"[:500])
-                break
+        for row_id, attempts, payload, traceparent in claimed:
+            # The delivery continues the trace of the settlement that queued the event.
+            parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
+            with self._tracer.start_as_current_span(
+                "outbox/deliver", context=parent, kind=SpanKind.PRODUCER
+            ):
+                try:
+                    await self._deliver(ledger_pb2.LedgerEvent.FromString(payload))
+                except grpc.aio.AioRpcError as error:
+                    failed = (
+                        row_id,
+                        attempts + 1,
+                        f"{error.code().name}: {error.details()}"[:500],
+                    )
+                    break
             delivered.append(row_id)
         await self._record(delivered, failed, [c[0] for c in claimed])
         self.delivered += len(delivered)

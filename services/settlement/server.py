@@ -54,7 +54,9 @@ def build_servicer(
 
 async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
     """Run the settlement service and its outbox relay until SIGTERM/SIGINT."""
-    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    storage = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+    )
     tracer = provider.get_tracer(settings.service_name)
     upstreams = Upstreams.connect(settings.upstream_targets(), tracer, settings.default_timeout_s)
     clearing = make_channel(
@@ -68,6 +70,7 @@ async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
             clearing_delivery(clearing),
             max_backoff_s=settings.relay_max_backoff_s,
             backlog=figures.outbox_backlog,
+            tracer=tracer,
         )
     relay_task = asyncio.create_task(relay.run()) if relay else None
     try:

@@ -18,6 +18,7 @@ from medsettle.settlement.v1 import (
     settlement_service_pb2,
     settlement_service_pb2_grpc,
 )
+from opentelemetry import propagate
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -866,6 +867,8 @@ def _queue_ledger_event(
 ) -> None:
     """The ledger event, in the same transaction as the settlement or cancellation (outbox)."""
     event = wire.ledger_event(settlement, kind, now)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
     repository.add(
         OutboxRow(
             event_id=event.event_id,
@@ -875,6 +878,7 @@ def _queue_ledger_event(
             attempts=0,
             delivered_at=None,
             last_error="",
+            traceparent=carrier.get("traceparent", ""),
         )
     )
 
