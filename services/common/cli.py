@@ -20,6 +20,7 @@ from services.common.endpoints import EndpointsUnreadable, add_endpoints_argumen
 from services.common.log import configure_logging
 from services.common.mesh import Mesh, MeshConfig
 from services.demo_bundle import write_demo_bundle
+from services.loadgen import run_bench
 
 _LOGGER = logging.getLogger("medsettle")
 # The institution whose credentials `medsettle up --demo` issues and prints.
@@ -81,6 +82,46 @@ def _hospital_credentials(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"paasid": issued["paasid"], "secret": issued["secret"]}), flush=True)
     return 0
+
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser(
+        "bench", help="drive full hospital flows through the gateway of a running mesh"
+    )
+    load = bench.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", type=int, default=8, help="visits in flight (default 8)")
+    load.add_argument("--rate", type=float, default=0.0, help="visits started per second")
+    bench.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    bench.add_argument("--lines", type=int, default=50, help="fee lines per visit (default 50)")
+    bench.add_argument("--hospitals", type=int, default=4, help="hospitals used (default 4)")
+    bench.add_argument(
+        "--bundle",
+        type=Path,
+        default=Path("var/demo-bundle"),
+        help="the loaded bundle whose persons are the patients (default var/demo-bundle)",
+    )
+    add_endpoints_argument(bench)
+    bench.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        endpoints = read_endpoints(args.endpoints)
+    except EndpointsUnreadable as error:
+        print(error, file=sys.stderr)
+        return 2
+    tally = uvloop.run(
+        run_bench(
+            endpoints,
+            args.bundle,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            duration_s=args.duration,
+            lines=args.lines,
+            hospitals=args.hospitals,
+        )
+    )
+    return 0 if tally.visits else 1
 
 
 def _print_report(report: LoadReport) -> None:
@@ -156,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load(commands)
     _add_hospital_credentials(commands)
     add_clearing_commands(commands)
+    _add_bench(commands)
     return parser
 
 

@@ -29,6 +29,7 @@ from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_s
 from schemathesis.core.result import Ok
 
 from gateway.credentials import issue_credentials
+from gateway.his_client import His
 from gateway.hospital import HOSPITAL_PATH
 from gateway.transactions.registry import NOT_YET_AVAILABLE, SERVICE_TRANSACTIONS
 from services.bundle_loader import load_bundle
@@ -36,7 +37,6 @@ from services.common.mesh import Mesh
 from services.common.values import date_to_proto, today_in_china
 from services.demo_bundle import write_demo_bundle
 from tests.harness import national
-from tests.his import His
 from tests.people import person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.credentials import issue_credentials
+from gateway.his_client import His
 from services.bundle_loader import load_bundle
 from services.catalogue import server as catalogue_server
 from services.catalogue.config import CatalogueSettings
@@ -49,7 +50,6 @@ from services.settlement import server as settlement_server
 from services.settlement.config import SettlementSettings
 from services.settlement.outbox import OutboxRelay, clearing_delivery
 from services.settlement.upstreams import Upstreams as SettlementUpstreams
-from tests.his import His
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 LONG_TERM = ("retired_relocated", "long_term_resident", "stationed_worker")

@@ -1,4 +1,5 @@
-"""A hospital HIS as the gateway sees it: signed requests in the national envelope."""
+"""A hospital HIS client: signed requests in the national envelope (for the load generator,
+the tests and integrators trying the gateway)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,321 @@
+"""`medsettle bench`: full hospital flows through the gateway, and the bare echo chain beside them.
+
+Each virtual HIS signs in (9001) and then, visit after visit, runs 1101 → 2401 → 2301 (N fee
+lines) → 2304 for demo persons with a long-term filing to its city, every request signed with
+the hospital's credentials. Load is closed (`--concurrency` visits in flight) or open (`--rate`
+visits started per second). At the end it prints settlements/s, p50/p95/p99 per transaction and
+the errors, then drives a 4-process gRPC echo chain (services.echo_chain) at the same
+concurrency and prints its latency and the ratio of one mesh transaction to one bare 4-hop call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from tqdm import tqdm
+
+from gateway.credentials import issue_credentials
+from gateway.his_client import His
+from services.echo_chain import METHOD
+
+TRANSACTIONS = ("1101", "2401", "2301", "2304")
+_LONG_TERM = ("retired_relocated", "long_term_resident", "stationed_worker")
+_CODES = ("XD0000", "XD0001", "XD0002", "XD0003", "XS0003", "XC0000")
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A demo person who may be settled in `hospital` (long-term filing to its city)."""
+
+    certno: str
+    insutype: str
+    hospital: str
+
+
+@dataclass
+class Tally:
+    """Latencies (seconds) per infno, and errors by message."""
+
+    seconds: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter[str] = field(default_factory=Counter)
+    visits: int = 0
+
+    def percentiles(self, infno: str) -> tuple[float, float, float]:
+        """p50, p95, p99 in milliseconds."""
+        values = self.seconds.get(infno, [])
+        if len(values) < 2:
+            single = values[0] * 1000 if values else 0.0
+            return single, single, single
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        return cuts[49] * 1000, cuts[94] * 1000, cuts[98] * 1000
+
+
+def patients(bundle: Path) -> list[Patient]:
+    """Demo persons with a long-term filing to a city, each with that city's first hospital."""
+    with (bundle / "persons.csv").open(encoding="utf-8") as handle:
+        insured = {
+            row["psn_no"]: (row["certno"], row["insutype"]) for row in csv.DictReader(handle)
+        }
+    found = []
+    with (bundle / "filings.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["category"] in _LONG_TERM and not row["dest_admdvs"].endswith("0000"):
+                certno, insutype = insured[row["psn_no"]]
+                found.append(Patient(certno, insutype, f"H{row['dest_admdvs']}00001"))
+    return found
+
+
+def _fee_lines(mdtrt_id: str, psn_no: str, count: int, now: str) -> list[dict[str, Any]]:
+    lines = []
+    for serial in range(1, count + 1):
+        cnt, price = 1 + serial % 3, Decimal(5 + serial % 20).quantize(Decimal("0.01"))
+        lines.append(
+            {
+                "feedetl_sn": str(serial),
+                "mdtrt_id": mdtrt_id,
+                "psn_no": psn_no,
+                "fee_ocur_time": now,
+                "med_list_codg": _CODES[serial % len(_CODES)],
+                "medins_list_codg": f"OWN-{serial}",
+                "det_item_fee_sumamt": price * cnt,
+                "cnt": Decimal(cnt),
+                "pric": price,
+            }
+        )
+    return lines
+
+
+class Visitor:
+    """One virtual HIS of one hospital, running visits one after another."""
+
+    def __init__(self, his: His, tally: Tally, lines: int) -> None:
+        self._his = his
+        self._tally = tally
+        self._lines = lines
+        self._visits = itertools.count(1)
+
+    async def _call(self, infno: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        started = time.perf_counter()
+        try:
+            reply = await self._his.call(infno, payload)
+        except (httpx.HTTPError, AssertionError) as error:
+            self._tally.errors[f"{infno}: {type(error).__name__}"] += 1
+            return None
+        self._tally.seconds[infno].append(time.perf_counter() - started)
+        if reply["infcode"] != 0:
+            self._tally.errors[f"{infno}: {reply['err_msg'][:80]}"] += 1
+            return None
+        output: dict[str, Any] = reply["output"]
+        return output
+
+    async def visit(self, patient: Patient) -> bool:
+        """One full visit; False when a step was refused."""
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        credential = {"mdtrt_cert_type": "02", "mdtrt_cert_no": patient.certno}
+        person = await self._call("1101", {"data": credential})
+        if person is None:
+            return False
+        psn_no = person["baseinfo"]["psn_no"]
+        number = f"B{os.getpid()}-{id(self) % 100000}-{next(self._visits)}"
+        admission = {
+            "mdtrtinfo": {
+                "psn_no": psn_no,
+                "insutype": patient.insutype,
+                "begntime": now,
+                **credential,
+                "med_type": "21",
+                "ipt_no": number,
+            }
+        }
+        admitted = await self._call("2401", admission)
+        if admitted is None:
+            return False
+        mdtrt_id = admitted["result"]["mdtrt_id"]
+        lines = _fee_lines(mdtrt_id, psn_no, self._lines, now)
+        if await self._call("2301", {"feedetail": lines}) is None:
+            return False
+        total = sum((line["det_item_fee_sumamt"] for line in lines), Decimal("0.00"))
+        settle = {
+            "data": {
+                "psn_no": psn_no,
+                **credential,
+                "medfee_sumamt": total,
+                "psn_setlway": "01",
+                "mdtrt_id": mdtrt_id,
+                "acct_used_flag": "0",
+                "insutype": patient.insutype,
+            }
+        }
+        settled = await self._call("2304", settle) is not None
+        self._tally.visits += settled
+        return settled
+
+
+async def _drive(
+    visitors: dict[str, Visitor],
+    by_hospital: dict[str, list[Patient]],
+    *,
+    concurrency: int,
+    rate: float,
+    duration_s: float,
+) -> None:
+    hospitals = list(by_hospital)
+    deadline = time.monotonic() + duration_s
+    progress = tqdm(total=int(duration_s), unit="s", desc="bench", leave=False)
+
+    async def one() -> None:
+        hospital = random.choice(hospitals)
+        await visitors[hospital].visit(random.choice(by_hospital[hospital]))
+
+    async def closed_loop() -> None:
+        while time.monotonic() < deadline:
+            await one()
+
+    async def ticker() -> None:
+        shown = 0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            elapsed = int(duration_s - (deadline - time.monotonic()))
+            progress.update(max(0, elapsed - shown))
+            shown = max(shown, elapsed)
+
+    tick = asyncio.create_task(ticker())
+    if rate > 0:
+        running: set[asyncio.Task[None]] = set()
+        interval = 1 / rate
+        next_start = time.monotonic()
+        while time.monotonic() < deadline:
+            task = asyncio.create_task(one())
+            running.add(task)
+            task.add_done_callback(running.discard)
+            next_start += interval
+            await asyncio.sleep(max(0.0, next_start - time.monotonic()))
+        await asyncio.gather(*running)
+    else:
+        await asyncio.gather(*(closed_loop() for _ in range(concurrency)))
+    tick.cancel()
+    progress.close()
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+async def echo_chain(concurrency: int, duration_s: float, payload: int = 2048) -> list[float]:
+    """Latencies (seconds) of calls through a 4-process gRPC echo chain."""
+    ports = _free_ports(4)
+    processes = []
+    for index, port in enumerate(ports):
+        next_hop = f"127.0.0.1:{ports[index + 1]}" if index + 1 < len(ports) else ""
+        args = [sys.executable, "-m", "services.echo_chain", "--port", str(port)]
+        processes.append(subprocess.Popen([*args, "--next", next_hop] if next_hop else args))
+    seconds: list[float] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:
+            call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(METHOD)
+            for _ in range(100):
+                try:
+                    await call(b"ping", timeout=1)
+                    break
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.1)
+            body = os.urandom(payload)
+            deadline = time.monotonic() + duration_s
+
+            async def loop() -> None:
+                while time.monotonic() < deadline:
+                    started = time.perf_counter()
+                    await call(body, timeout=5)
+                    seconds.append(time.perf_counter() - started)
+
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+    return seconds
+
+
+async def run_bench(
+    endpoints: dict[str, str],
+    bundle: Path,
+    *,
+    concurrency: int,
+    rate: float,
+    duration_s: float,
+    lines: int,
+    hospitals: int,
+) -> Tally:
+    """Drive the mesh, print the figures and the comparison with the echo chain."""
+    found = patients(bundle)
+    by_hospital: dict[str, list[Patient]] = defaultdict(list)
+    for patient in found:
+        by_hospital[patient.hospital].append(patient)
+    chosen = dict(sorted(by_hospital.items(), key=lambda item: -len(item[1]))[:hospitals])
+    tally = Tally()
+    limits = httpx.Limits(max_connections=max(concurrency, 16) * 2)
+    async with httpx.AsyncClient(
+        base_url=endpoints["gateway"], timeout=30, limits=limits
+    ) as client:
+        visitors = {}
+        for hospital in chosen:
+            issued = await issue_credentials(
+                hospital, endpoints["catalogue"], endpoints["gateway_database"]
+            )
+            his = His(client, hospital, issued["paasid"], issued["secret"])
+            his.area = hospital[1:7]
+            await his.sign_in()
+            visitors[hospital] = Visitor(his, tally, lines)
+        started = time.perf_counter()
+        await _drive(visitors, chosen, concurrency=concurrency, rate=rate, duration_s=duration_s)
+        elapsed = time.perf_counter() - started
+    mode = f"rate {rate}/s" if rate > 0 else f"concurrency {concurrency}"
+    print(
+        f"{mode}, {duration_s:.0f} s, {lines} lines per visit, {len(chosen)} hospitals, "
+        f"{sum(len(p) for p in chosen.values())} patients"
+    )
+    print(f"settlements (2304): {tally.visits} in {elapsed:.1f} s = {tally.visits / elapsed:.1f}/s")
+    for infno in TRANSACTIONS:
+        p50, p95, p99 = tally.percentiles(infno)
+        count = len(tally.seconds.get(infno, []))
+        print(
+            f"  {infno}: {count:6d} calls  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms"
+        )
+    print(f"errors: {sum(tally.errors.values())}")
+    for message, count in tally.errors.most_common(5):
+        print(f"  {count:6d}  {message}")
+    echo = await echo_chain(concurrency, min(duration_s, 10.0))
+    cuts = statistics.quantiles(echo, n=100, method="inclusive") if len(echo) > 1 else [0.0] * 99
+    echo_p50 = cuts[49] * 1000
+    print(
+        f"bare 4-hop gRPC echo chain: {len(echo) / min(duration_s, 10.0):.0f} calls/s, "
+        f"p50 {echo_p50:.2f} ms, p99 {cuts[98] * 1000:.2f} ms"
+    )
+    settle_p50 = tally.percentiles("2304")[0]
+    if echo_p50 > 0:
+        print(f"ratio 2304 p50 / echo-chain p50: {settle_p50 / echo_p50:.1f}x")
+    return tally

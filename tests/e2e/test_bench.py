@@ -1,0 +1,44 @@
+"""`medsettle bench` on the running mesh: visits settle through the gateway, the echo chain runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.bundle_loader import load_bundle
+from services.common.mesh import Mesh
+from services.demo_bundle import write_demo_bundle
+from services.loadgen import echo_chain, patients, run_bench
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def test_the_load_generator_settles_visits_without_errors(
+    mesh: Mesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = write_demo_bundle(tmp_path / "bundle", persons=60)
+    assert (await load_bundle(bundle, mesh.config.endpoints())).ok
+    assert patients(bundle)
+    tally = await run_bench(
+        mesh.config.endpoints(),
+        bundle,
+        concurrency=2,
+        rate=0.0,
+        duration_s=3.0,
+        lines=10,
+        hospitals=2,
+    )
+    assert tally.visits > 0
+    assert not tally.errors
+    assert {len(tally.seconds[infno]) >= tally.visits for infno in ("1101", "2401", "2301")} == {
+        True
+    }
+    printed = capsys.readouterr().out
+    assert "settlements (2304):" in printed
+    assert "ratio 2304 p50 / echo-chain p50:" in printed
+
+
+async def test_the_echo_chain_answers_through_four_processes() -> None:
+    seconds = await echo_chain(concurrency=2, duration_s=1.0)
+    assert len(seconds) > 10
