@@ -40,6 +40,8 @@ class MeshConfig:
     """Per-service SQLite files, endpoints.json and (when log_to_files) the children's logs."""
     base_port: int = 50051
     gateway_port: int = 8080
+    metrics_base_port: int = 0
+    """First Prometheus port of the services; 0 means base_port + 100."""
     host: str = "127.0.0.1"
     postgres_url: str = ""
     """A PostgreSQL server (`postgresql://postgres@127.0.0.1:5432`); each service then gets its
@@ -60,7 +62,7 @@ class MeshConfig:
 
     def metrics_port(self, name: str) -> int:
         """The Prometheus port of one service (the gateway serves /metrics on its HTTP port)."""
-        return self.base_port + 100 + SERVICES.index(name)
+        return (self.metrics_base_port or self.base_port + 100) + SERVICES.index(name)
 
     def endpoints(self) -> dict[str, str]:
         """What endpoints.json holds: gRPC host:port per service, the gateway's base URL and the

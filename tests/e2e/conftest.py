@@ -13,9 +13,14 @@ from tests.conftest import free_port_block
 
 def mesh_config(data_dir: Path, **overrides: object) -> MeshConfig:
     """A config on free ports with the children's logs in data_dir/logs."""
-    base = free_port_block(len(SERVICES) + 1)
+    # gRPC ports, the gateway's, then the metrics ports: one block, all free when chosen.
+    base = free_port_block(2 * len(SERVICES) + 1)
     config = MeshConfig(
-        data_dir=data_dir, base_port=base, gateway_port=base + len(SERVICES), log_to_files=True
+        data_dir=data_dir,
+        base_port=base,
+        gateway_port=base + len(SERVICES),
+        metrics_base_port=base + len(SERVICES) + 1,
+        log_to_files=True,
     )
     for key, value in overrides.items():
         setattr(config, key, value)
