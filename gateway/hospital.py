@@ -41,6 +41,8 @@ _LOGGER = logging.getLogger(__name__)
 # The national front-end path every HIS adapter already calls.
 HOSPITAL_PATH = "/fsi/api/rsfComIfsService/callService"
 _SIGN_IN = "9001"
+# How long a credential read from the database is trusted in memory.
+CREDENTIAL_TTL_S = 5.0
 _NO_AREA = "000000"
 
 
@@ -57,6 +59,7 @@ class _Received:
     envelope: Envelope
     request_hash: str
     canonical: bytes
+    signed: SignedHeaders
 
 
 def _area_of(body: Any) -> str:
@@ -92,6 +95,7 @@ class HospitalInterface:
         self._cache = cache
         self._upstreams = upstreams
         self._clock = clock
+        self._credentials: dict[str, tuple[float, str, str]] = {}
         self._own: dict[str, Callable[[Call], Awaitable[Outcome]]] = {
             _SIGN_IN: self._sign_in,
             "9002": self._sign_out,
@@ -151,34 +155,42 @@ class HospitalInterface:
             )
             return self._refusal(area, received, failure), infno
 
-    async def _authenticate(self, signed: SignedHeaders, parsed: Any) -> _Received:
+    async def _credential(self, paasid: str) -> tuple[str, str] | None:
+        """(fixmedins_code, secret) of a paasid; kept in memory for CREDENTIAL_TTL_S so most
+        messages need no database read for it (a re-issued secret replaces the old one within
+        that time)."""
+        now = time.monotonic()
+        known = self._credentials.get(paasid)
+        if known is not None and known[0] > now:
+            return known[1], known[2]
         async with self._sessions() as session:
-            credential = await GatewayRepository(session).credential_by_paasid(signed.paasid)
+            row = await GatewayRepository(session).credential_by_paasid(paasid)
+        if row is None:
+            return None
+        self._credentials[paasid] = (now + CREDENTIAL_TTL_S, row.fixmedins_code, row.secret)
+        return row.fixmedins_code, row.secret
+
+    async def _authenticate(self, signed: SignedHeaders, parsed: Any) -> _Received:
+        credential = await self._credential(signed.paasid)
         if credential is None:
             raise EnvelopeError(f"x-tif-paasid {signed.paasid} is not known")
-        check_signature(signed, credential.secret, self._clock(), self._settings.timestamp_window_s)
+        fixmedins_code, secret = credential
+        check_signature(signed, secret, self._clock(), self._settings.timestamp_window_s)
         envelope = parse_envelope(parsed)
-        if envelope.fixmedins_code != credential.fixmedins_code:
+        if envelope.fixmedins_code != fixmedins_code:
             raise EnvelopeError(
                 f"x-tif-paasid {signed.paasid} does not belong to fixmedins_code "
                 f"{envelope.fixmedins_code}"
             )
-        async with self._sessions.begin() as session:
-            fresh = await GatewayRepository(session).use_nonce(
-                signed.paasid, signed.nonce, self._now()
-            )
-        if not fresh:
-            raise EnvelopeError(f"x-tif-nonce {signed.nonce} was already used")
         canonical = codec.encode(parsed, canonical=True)
-        return _Received(envelope, hashlib.sha256(canonical).hexdigest(), canonical)
+        return _Received(envelope, hashlib.sha256(canonical).hexdigest(), canonical, signed)
 
-    async def _require_session(self, envelope: Envelope) -> None:
+    async def _require_session(self, repository: GatewayRepository, envelope: Envelope) -> None:
         if envelope.infno == _SIGN_IN:
             return
         if not envelope.sign_no:
             raise EnvelopeError("sign_no is required: sign in with 9001 first")
-        async with self._sessions() as session:
-            row = await GatewayRepository(session).session(envelope.sign_no)
+        row = await repository.session(envelope.sign_no)
         now = self._now()
         if row is None or row.fixmedins_code != envelope.fixmedins_code:
             raise EnvelopeError(f"sign_no {envelope.sign_no} is not a sign-in of this institution")
@@ -197,7 +209,6 @@ class HospitalInterface:
 
     async def _process(self, message: _Received, area: str, received: dt.datetime) -> bytes:
         envelope = message.envelope
-        await self._require_session(envelope)
         handler = self._handler(envelope.infno)
         await self._claim(message, area, received)
         call = Call(envelope, self._upstreams, received)
@@ -227,12 +238,13 @@ class HospitalInterface:
         return f"msg:{envelope.fixmedins_code}:{envelope.msgid}"
 
     async def _claim(self, message: _Received, area: str, received: dt.datetime) -> None:
-        """Record the msgid as PENDING, or answer from what is stored for it."""
-        envelope = message.envelope
+        """In one transaction: spend the nonce, check the sign-in, and record the msgid as
+        PENDING (or find what is stored for it). A repeat answered from the cache still spends
+        its nonce and needs a live sign-in."""
+        envelope, signed = message.envelope, message.signed
         key = self._cache_key(envelope)
         cached = (await self._cache.get_many([key])).get(key)
-        if cached is not None and cached[:64].decode() == message.request_hash:
-            raise _Answered(cached[64:])
+        repeat = cached is not None and cached[:64].decode() == message.request_hash
         row = MessageRow(
             fixmedins_code=envelope.fixmedins_code,
             msgid=envelope.msgid,
@@ -246,7 +258,14 @@ class HospitalInterface:
             created_at=received,
         )
         async with self._sessions.begin() as session:
-            stored = await GatewayRepository(session).claim(row)
+            repository = GatewayRepository(session)
+            if not await repository.use_nonce(signed.paasid, signed.nonce, self._now()):
+                raise EnvelopeError(f"x-tif-nonce {signed.nonce} was already used")
+            await self._require_session(repository, envelope)
+            stored = None if repeat else await repository.claim(row)
+        if cached is not None and repeat:
+            raise _Answered(cached[64:])
+        assert stored is not None
         self._answer_from(stored, message.request_hash, area, received)
 
     def _answer_from(

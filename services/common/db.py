@@ -48,8 +48,11 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _make_sqlite_serializable(engine)
         return engine
+    # No pre-ping: it cost a round trip per checkout (12% of the gateway's samples under load).
+    # A dropped connection fails its statement instead; SQLAlchemy then invalidates the pool and
+    # the caller's retry (or the client's) gets a fresh connection. Recycling bounds their age.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import insert_missing
@@ -103,6 +103,11 @@ class SettlementRepository:
         self._session.add(row)
 
     # --- fee lines ---
+
+    async def add_fee_lines(self, rows: list[dict[str, Any]]) -> None:
+        """Insert fee lines (column values) in one statement."""
+        if rows:
+            await self._session.execute(insert(FeeLineRow), rows)
 
     async def live_lines(self, mdtrt_id: str) -> list[FeeLineRow]:
         """The visit's live fee lines in upload order."""

@@ -484,28 +484,31 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             _require_open_unsettled(visit)
             stored = {row.feedetl_sn: row for row in await repository.live_lines(visit.mdtrt_id)}
             _refuse_changed_lines(stored, hashes)
+            fresh = []
             for line in new_lines:
                 if line.feedetl_sn in stored:
                     continue  # a concurrent identical upload stored it first
                 fee = classified[line.feedetl_sn]
-                repository.add(
-                    FeeLineRow(
-                        mdtrt_id=visit.mdtrt_id,
-                        feedetl_sn=line.feedetl_sn,
-                        status=LIVE,
-                        content_hash=hashes[line.feedetl_sn],
-                        classified=fee.SerializeToString(),
-                        amount_fen=fee.amount.amount_fen,
-                        fulamt_ownpay_fen=fee.fulamt_ownpay_amt.amount_fen,
-                        overlmt_fen=fee.overlmt_amt.amount_fen,
-                        preselfpay_fen=fee.preselfpay_amt.amount_fen,
-                        inscp_fen=fee.inscp_scp_amt.amount_fen,
-                        catalogue_version=fee.catalogue_version,
-                        request_id=request_id,
-                        created_at=now,
-                        cancelled_at=None,
-                    )
+                fresh.append(
+                    {
+                        "mdtrt_id": visit.mdtrt_id,
+                        "feedetl_sn": line.feedetl_sn,
+                        "status": LIVE,
+                        "content_hash": hashes[line.feedetl_sn],
+                        "classified": fee.SerializeToString(),
+                        "amount_fen": fee.amount.amount_fen,
+                        "fulamt_ownpay_fen": fee.fulamt_ownpay_amt.amount_fen,
+                        "overlmt_fen": fee.overlmt_amt.amount_fen,
+                        "preselfpay_fen": fee.preselfpay_amt.amount_fen,
+                        "inscp_fen": fee.inscp_scp_amt.amount_fen,
+                        "catalogue_version": fee.catalogue_version,
+                        "request_id": request_id,
+                        "created_at": now,
+                        "cancelled_at": None,
+                    }
                 )
+            # One multi-row INSERT instead of the unit of work flushing each line object.
+            await repository.add_fee_lines(fresh)
         for sn, row in stored.items():
             classified.setdefault(sn, settlement_pb2.ClassifiedFee.FromString(row.classified))
         return settlement_service_pb2.UploadFeesResponse(
