@@ -124,13 +124,13 @@ class Visitor:
         output: dict[str, Any] = reply["output"]
         return output
 
-    async def visit(self, patient: Patient) -> bool:
-        """One full visit; False when a step was refused."""
+    async def prepare(self, patient: Patient) -> dict[str, Any] | None:
+        """1101, 2401 and 2301: a visit ready to settle (the 2304 input), or None if refused."""
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         credential = {"mdtrt_cert_type": "02", "mdtrt_cert_no": patient.certno}
         person = await self._call("1101", {"data": credential})
         if person is None:
-            return False
+            return None
         psn_no = person["baseinfo"]["psn_no"]
         number = f"B{os.getpid()}-{id(self) % 100000}-{next(self._visits)}"
         admission = {
@@ -145,13 +145,13 @@ class Visitor:
         }
         admitted = await self._call("2401", admission)
         if admitted is None:
-            return False
+            return None
         mdtrt_id = admitted["result"]["mdtrt_id"]
         lines = _fee_lines(mdtrt_id, psn_no, self._lines, now)
         if await self._call("2301", {"feedetail": lines}) is None:
-            return False
+            return None
         total = sum((line["det_item_fee_sumamt"] for line in lines), Decimal("0.00"))
-        settle = {
+        return {
             "data": {
                 "psn_no": psn_no,
                 **credential,
@@ -162,9 +162,17 @@ class Visitor:
                 "insutype": patient.insutype,
             }
         }
-        settled = await self._call("2304", settle) is not None
+
+    async def settle(self, prepared: dict[str, Any]) -> bool:
+        """2304 of a prepared visit."""
+        settled = await self._call("2304", prepared) is not None
         self._tally.visits += settled
         return settled
+
+    async def visit(self, patient: Patient) -> bool:
+        """One full visit; False when a step was refused."""
+        prepared = await self.prepare(patient)
+        return prepared is not None and await self.settle(prepared)
 
 
 async def _drive(
@@ -260,6 +268,38 @@ async def echo_chain(concurrency: int, duration_s: float, payload: int = 2048) -
     return seconds
 
 
+async def _settle_only(
+    visitors: dict[str, Visitor],
+    by_hospital: dict[str, list[Patient]],
+    *,
+    concurrency: int,
+    visits: int,
+) -> float:
+    """Prepare `visits` visits (not timed), then settle them all `concurrency` at a time; the
+    seconds the settling took."""
+    hospitals = list(by_hospital)
+    queue: asyncio.Queue[tuple[Visitor, dict[str, Any]]] = asyncio.Queue()
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def prepare_one(index: int) -> None:
+        hospital = hospitals[index % len(hospitals)]
+        async with semaphore:
+            prepared = await visitors[hospital].prepare(random.choice(by_hospital[hospital]))
+        if prepared is not None:
+            queue.put_nowait((visitors[hospital], prepared))
+
+    await asyncio.gather(*(prepare_one(index) for index in range(visits)))
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        while not queue.empty():
+            visitor, prepared = queue.get_nowait()
+            await visitor.settle(prepared)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
 async def run_bench(
     endpoints: dict[str, str],
     bundle: Path,
@@ -269,6 +309,7 @@ async def run_bench(
     duration_s: float,
     lines: int,
     hospitals: int,
+    settle_only: int = 0,
 ) -> Tally:
     """Drive the mesh, print the figures and the comparison with the echo chain."""
     found = patients(bundle)
@@ -290,12 +331,22 @@ async def run_bench(
             his.area = hospital[1:7]
             await his.sign_in()
             visitors[hospital] = Visitor(his, tally, lines)
-        started = time.perf_counter()
-        await _drive(visitors, chosen, concurrency=concurrency, rate=rate, duration_s=duration_s)
-        elapsed = time.perf_counter() - started
+        if settle_only:
+            elapsed = await _settle_only(
+                visitors, chosen, concurrency=concurrency, visits=settle_only
+            )
+        else:
+            started = time.perf_counter()
+            await _drive(
+                visitors, chosen, concurrency=concurrency, rate=rate, duration_s=duration_s
+            )
+            elapsed = time.perf_counter() - started
     mode = f"rate {rate}/s" if rate > 0 else f"concurrency {concurrency}"
+    if settle_only:
+        mode += f", 2304 alone on {settle_only} prepared visits"
+    timing = "" if settle_only else f", {duration_s:.0f} s"
     print(
-        f"{mode}, {duration_s:.0f} s, {lines} lines per visit, {len(chosen)} hospitals, "
+        f"{mode}{timing}, {lines} lines per visit, {len(chosen)} hospitals, "
         f"{sum(len(p) for p in chosen.values())} patients"
     )
     print(f"settlements (2304): {tally.visits} in {elapsed:.1f} s = {tally.visits / elapsed:.1f}/s")

@@ -95,6 +95,13 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--lines", type=int, default=50, help="fee lines per visit (default 50)")
     bench.add_argument("--hospitals", type=int, default=4, help="hospitals used (default 4)")
     bench.add_argument(
+        "--settle-only",
+        type=int,
+        default=0,
+        metavar="VISITS",
+        help="prepare this many visits untimed, then time 2304 alone on them",
+    )
+    bench.add_argument(
         "--bundle",
         type=Path,
         default=Path("var/demo-bundle"),
@@ -119,6 +126,7 @@ def _bench(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             lines=args.lines,
             hospitals=args.hospitals,
+            settle_only=args.settle_only,
         )
     )
     return 0 if tally.visits else 1

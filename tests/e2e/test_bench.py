@@ -42,3 +42,22 @@ async def test_the_load_generator_settles_visits_without_errors(
 async def test_the_echo_chain_answers_through_four_processes() -> None:
     seconds = await echo_chain(concurrency=2, duration_s=1.0)
     assert len(seconds) > 10
+
+
+async def test_settle_only_times_2304_on_prepared_visits(
+    mesh: Mesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = write_demo_bundle(tmp_path / "bundle", persons=60)
+    assert (await load_bundle(bundle, mesh.config.endpoints())).ok
+    tally = await run_bench(
+        mesh.config.endpoints(),
+        bundle,
+        concurrency=2,
+        rate=0.0,
+        duration_s=1.0,
+        lines=5,
+        hospitals=2,
+        settle_only=6,
+    )
+    assert (tally.visits, len(tally.seconds["2304"]), dict(tally.errors)) == (6, 6, {})
+    assert "2304 alone on 6 prepared visits" in capsys.readouterr().out
