@@ -12,9 +12,9 @@ import grpc
 import uvloop
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 
-from services.clearing.logic import yuan_text
 from services.common.callers import caller_metadata
 from services.common.endpoints import EndpointsUnreadable, add_endpoints_argument, read_endpoints
+from services.common.values import yuan_text
 
 _AS_NATIONAL = caller_metadata("national")
 _STATES = {1: "open", 2: "cleared", 3: "closed"}

@@ -7,7 +7,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from services.common.values import SHANGHAI
+from services.common.values import SHANGHAI, yuan_text
 
 
 def period_of(moment: dt.datetime) -> str:
@@ -130,12 +130,6 @@ def totals_difference(platform: Figures, institution: Figures) -> str:
             )
             parts.append(f"{name}: platform {shown[0]}, institution {shown[1]}")
     return "; ".join(parts)
-
-
-def yuan_text(fen: int) -> str:
-    """Fen as yuan text with two decimals ("-12.30")."""
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from services.common.values import (
     province_of,
     stored_utc,
     timestamp,
+    yuan_text,
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -813,7 +814,7 @@ async def _evaluate(
             row.treatment_prov,
             row.year,
             usage,
-            logic.yuan_text(amount),
+            yuan_text(amount),
             "red, emergency top-up requested" if crossed == logic.RED else "yellow",
         )
     row.level = level
@@ -836,9 +837,7 @@ def _prepayment_to_proto(row: PrepaymentRow, spend: int) -> clearing_service_pb2
         level=row.level,  # type: ignore[arg-type]
         overdrawn=spend > amount,
         overdrawn_reason=(
-            f"spend exceeds the prepayment by {logic.yuan_text(spend - amount)}"
-            if spend > amount
-            else ""
+            f"spend exceeds the prepayment by {yuan_text(spend - amount)}" if spend > amount else ""
         ),
     )
 

@@ -66,3 +66,9 @@ def today_in_china() -> dt.date:
 def province_of(admdvs: str) -> str:
     """The province code of an area: its first two digits followed by 0000."""
     return admdvs[:2] + "0000"
+
+
+def yuan_text(fen: int) -> str:
+    """Fen as yuan text with two decimals ("-12.30"), for messages and exports."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from services.common.values import yuan_text as yuan
+
 ONE = Decimal(1)
 ZERO = Decimal(0)
 RATIO_PLACES = Decimal("0.0001")
@@ -46,12 +48,6 @@ ACCOUNT_FUND = ("310200", "职工基本医疗保险个人账户基金")
 def round_fen(value: Decimal) -> int:
     """Half-up to a whole fen."""
     return int(value.quantize(ONE, rounding=ROUND_HALF_UP))
-
-
-def yuan(fen: int) -> str:
-    """Fen as yuan with two decimals, for explanations."""
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
 def platform_id(admdvs: str, now: dt.datetime) -> str:

@@ -34,6 +34,7 @@ from services.common.values import (
     stored_utc,
     timestamp,
     today_in_china,
+    yuan_text,
 )
 from services.settlement import logic, wire
 from services.settlement.errors import (
@@ -756,8 +757,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             sums.medfee_sumamt
         ):
             raise TotalMismatch(
-                f"medfee_sumamt {logic.yuan(request.medfee_sumamt.amount_fen)} differs from the "
-                f"uploaded lines' {logic.yuan(sums.medfee_sumamt)}; upload or cancel lines first",
+                f"medfee_sumamt {yuan_text(request.medfee_sumamt.amount_fen)} differs from the "
+                f"uploaded lines' {yuan_text(sums.medfee_sumamt)}; upload or cancel lines first",
                 platformFen=sums.medfee_sumamt,
             )
         policy_row, policy = await self._policy_for(repository, visit)
