@@ -15,7 +15,7 @@ from medsettle.identity.v1 import identity_pb2, identity_service_pb2
 from medsettle.settlement.v1 import settlement_pb2
 
 from gateway.envelope import yuan
-from services.common.values import SHANGHAI
+from services.common.values import SHANGHAI, optional_date
 
 CREDENTIAL_TYPES = {
     "01": identity_service_pb2.CREDENTIAL_TYPE_E_VOUCHER,
@@ -57,15 +57,9 @@ def ratio(text: str) -> Decimal:
     return Decimal(text or "0").quantize(RATIO)
 
 
-def _birth_date(person: identity_pb2.Person) -> dt.date | None:
-    if not person.brdy.year:
-        return None
-    return dt.date(person.brdy.year, person.brdy.month, person.brdy.day)
-
-
 def age_on(person: identity_pb2.Person, day: dt.date) -> Decimal:
     """Age in completed years on a day (N4,1)."""
-    born = _birth_date(person)
+    born = optional_date(person, "brdy")
     if born is None:
         return Decimal("0.0")
     years = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
@@ -74,7 +68,7 @@ def age_on(person: identity_pb2.Person, day: dt.date) -> Decimal:
 
 def base_info(person: identity_pb2.Person, today: dt.date) -> dict[str, Any]:
     """The person fields shared by 1101 baseinfo and settlement setlinfo."""
-    born = _birth_date(person)
+    born = optional_date(person, "brdy")
     return {
         "psn_no": person.psn_no,
         "psn_cert_type": person.psn_cert_type,

@@ -23,10 +23,11 @@ from medsettle.identity.v1 import identity_service_pb2
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
 from pydantic import BaseModel, Field
 
+from gateway.envelope import yuan
 from gateway.national import local_time
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
 from services.common.callers import caller_metadata
-from services.common.values import date_to_proto, province_of
+from services.common.values import date_to_proto, optional_date, province_of
 
 _CATEGORIES = {
     "retired_relocated": filing_pb2.FILING_CATEGORY_RETIRED_RELOCATED,
@@ -151,12 +152,8 @@ class SettlementNotice(BaseModel):
     funds: list[FundLine]
 
 
-def _date(value: Any) -> dt.date | None:
-    return dt.date(value.year, value.month, value.day) if value.year else None
-
-
 def _filing_out(filing: filing_pb2.Filing) -> FilingOut:
-    begin = _date(filing.begin_date)
+    begin = optional_date(filing, "begin_date")
     assert begin is not None
     return FilingOut(
         filing_id=filing.filing_id,
@@ -164,13 +161,9 @@ def _filing_out(filing: filing_pb2.Filing) -> FilingOut:
         insuplc_admdvs=filing.insuplc_admdvs,
         dest_admdvs=filing.dest_admdvs,
         begin_date=begin,
-        end_date=_date(filing.end_date),
+        end_date=optional_date(filing, "end_date"),
         status=_STATUS_NAMES.get(filing.status, "unspecified"),
     )
-
-
-def _yuan(money: Any) -> Decimal:
-    return (Decimal(money.amount_fen) / 100).quantize(Decimal("0.01"))
 
 
 def _notice(settlement: settlement_pb2.Settlement) -> SettlementNotice:
@@ -182,17 +175,17 @@ def _notice(settlement: settlement_pb2.Settlement) -> SettlementNotice:
         med_type=settlement.med_type,
         setl_time=local_time(settlement.setl_time),
         status="cancelled" if cancelled else "settled",
-        medfee_sumamt=_yuan(settlement.medfee_sumamt),
-        inscp_scp_amt=_yuan(settlement.inscp_scp_amt),
-        act_pay_dedc=_yuan(settlement.act_pay_dedc),
-        fund_pay_sumamt=_yuan(settlement.fund_pay_sumamt),
-        acct_pay=_yuan(settlement.acct_pay),
-        psn_cash_pay=_yuan(settlement.psn_cash_pay),
+        medfee_sumamt=yuan(settlement.medfee_sumamt.amount_fen),
+        inscp_scp_amt=yuan(settlement.inscp_scp_amt.amount_fen),
+        act_pay_dedc=yuan(settlement.act_pay_dedc.amount_fen),
+        fund_pay_sumamt=yuan(settlement.fund_pay_sumamt.amount_fen),
+        acct_pay=yuan(settlement.acct_pay.amount_fen),
+        psn_cash_pay=yuan(settlement.psn_cash_pay.amount_fen),
         funds=[
             FundLine(
                 fund_pay_type=fund.fund_pay_type,
                 fund_pay_type_name=fund.fund_pay_type_name,
-                fund_payamt=_yuan(fund.fund_payamt),
+                fund_payamt=yuan(fund.fund_payamt.amount_fen),
             )
             for fund in settlement.fund_payments
         ],

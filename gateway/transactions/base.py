@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.envelope import Envelope, EnvelopeError
@@ -47,7 +47,6 @@ class Outcome:
 
     output: dict[str, Any]
     reference: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[Call], Awaitable[Outcome]]

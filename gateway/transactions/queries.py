@@ -13,7 +13,7 @@ from gateway.envelope import EnvelopeError, yuan
 from gateway.national import ITEM_CLASS_CODES, person_output, ratio
 from gateway.transactions.base import Call, Outcome, credential
 from gateway.upstreams import AS_GATEWAY, ask
-from services.common.values import province_of, today_in_china
+from services.common.values import optional_date, province_of, today_in_china
 
 _MAX_PAGE = 100
 _STREAM_PAGE = 500
@@ -67,14 +67,13 @@ async def institutions(call: Call) -> Outcome:
 
 
 def _catalogue_row(item: catalogue_pb2.CatalogueItem, version: int) -> dict[str, Any]:
-    end = item.end_date
+    begin, end = optional_date(item, "begin_date"), optional_date(item, "end_date")
     return {
         "hilist_code": item.med_list_codg,
         "hilist_name": item.name,
         "insu_admdvs": item.prov_admdvs,
-        "begndate": f"{item.begin_date.year:04d}-{item.begin_date.month:02d}-"
-        f"{item.begin_date.day:02d}",
-        "enddate": f"{end.year:04d}-{end.month:02d}-{end.day:02d}" if end.year else "",
+        "begndate": begin.isoformat() if begin else "",
+        "enddate": end.isoformat() if end else "",
         "chrgitm_lv": ITEM_CLASS_CODES.get(item.item_class, ""),
         "list_type": item.list_type,
         "selfpay_prop": ratio(item.selfpay_prop),
