@@ -38,8 +38,6 @@ class GatewaySettings(ProcessSettings):
     """Largest request body accepted (1,000 fee lines take about 600 KB)."""
     session_ttl_s: int = Field(default=86_400, gt=0)
     """How long a sign-in (9001) stays valid without a sign-out."""
-    response_cache_ttl_s: int = Field(default=86_400, gt=0)
-    """How long a stored response is also kept in the cache, the fast path of a repeat."""
 
     def targets(self) -> dict[str, str]:
         """Upstream name -> gRPC address."""

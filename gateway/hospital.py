@@ -33,7 +33,6 @@ from gateway.transactions.registry import NOT_YET_AVAILABLE, REVERSIBLE, SERVICE
 from gateway.transactions.settlements import cancel_settlement_by_id
 from gateway.transactions.visits import cancel_visit_by_id
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
-from services.common.cache import Cache
 from services.common.metrics import ProcessMetrics
 from services.common.values import SHANGHAI, stored_utc
 
@@ -77,7 +76,6 @@ class HospitalInterface:
         self,
         settings: GatewaySettings,
         sessions: async_sessionmaker[AsyncSession],
-        cache: Cache,
         upstreams: Upstreams,
         metrics: ProcessMetrics,
         clock: Callable[[], float] = time.time,
@@ -92,7 +90,6 @@ class HospitalInterface:
             "medsettle_hospital_duration_seconds", "Time to answer a hospital message", ["infno"]
         )
         self._sessions = sessions
-        self._cache = cache
         self._upstreams = upstreams
         self._clock = clock
         self._credentials: dict[str, tuple[float, str, str]] = {}
@@ -234,17 +231,14 @@ class HospitalInterface:
 
     # --- msgid idempotency ---
 
-    def _cache_key(self, envelope: Envelope) -> str:
-        return f"msg:{envelope.fixmedins_code}:{envelope.msgid}"
-
     async def _claim(self, message: _Received, area: str, received: dt.datetime) -> None:
         """In one transaction: spend the nonce, check the sign-in, and record the msgid as
-        PENDING (or find what is stored for it). A repeat answered from the cache still spends
-        its nonce and needs a live sign-in."""
+        PENDING, or find what is stored for it.
+
+        The stored answer of a repeat comes back from this same transaction, which every message
+        needs anyway for its nonce and sign-in, so a response cache would save nothing and cost
+        a round trip on every message."""
         envelope, signed = message.envelope, message.signed
-        key = self._cache_key(envelope)
-        cached = (await self._cache.get_many([key])).get(key)
-        repeat = cached is not None and cached[:64].decode() == message.request_hash
         row = MessageRow(
             fixmedins_code=envelope.fixmedins_code,
             msgid=envelope.msgid,
@@ -262,10 +256,7 @@ class HospitalInterface:
             if not await repository.use_nonce(signed.paasid, signed.nonce, self._now()):
                 raise EnvelopeError(f"x-tif-nonce {signed.nonce} was already used")
             await self._require_session(repository, envelope)
-            stored = None if repeat else await repository.claim(row)
-        if cached is not None and repeat:
-            raise _Answered(cached[64:])
-        assert stored is not None
+            stored = await repository.claim(row)
         self._answer_from(stored, message.request_hash, area, received)
 
     def _answer_from(
@@ -324,11 +315,6 @@ class HospitalInterface:
                     )
                 assert stored.response is not None
                 return stored.response
-        # The cache entry is the request fingerprint (64 hex characters) followed by the response.
-        await self._cache.set_many(
-            {self._cache_key(envelope): message.request_hash.encode() + body},
-            self._settings.response_cache_ttl_s,
-        )
         return body
 
     # --- the gateway's own transactions ---
@@ -412,7 +398,6 @@ class HospitalInterface:
             assert row is not None
             row.state = REVERSED
             row.reversed_by = call.envelope.msgid
-        await self._cache.delete([f"msg:{call.fixmedins_code}:{omsgid}"])
         return Outcome({}, reference=omsgid)
 
     async def _tombstone_or_original(

@@ -48,7 +48,7 @@ async def test_a_nonce_is_accepted_once_and_forgotten_after_two_windows(storage:
     upstreams = Upstreams(nowhere, make_tracer_provider("test").get_tracer("test"), 1.0)
     settings = GatewaySettings()
     hospital = HospitalInterface(
-        settings, storage.sessions, storage.cache, upstreams, storage.metrics, clock=lambda: now[0]
+        settings, storage.sessions, upstreams, storage.metrics, clock=lambda: now[0]
     )
     moment = dt.datetime.fromtimestamp(T0, dt.UTC)
     async with storage.sessions.begin() as session:
