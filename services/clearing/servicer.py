@@ -39,7 +39,7 @@ from services.clearing.models import (
     TopUpRow,
 )
 from services.clearing.repository import ClearingRepository
-from services.common.callers import caller_from_metadata
+from services.common.callers import Caller, caller_from_metadata
 from services.common.db import insert_missing
 from services.common.errors import PermissionDenied
 from services.common.fingerprint import fingerprint
@@ -74,8 +74,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     async def RecordLedgerEvent(
         self, request: clearing_service_pb2.RecordLedgerEventRequest, context: Context
     ) -> clearing_service_pb2.RecordLedgerEventResponse:
-        if not caller_from_metadata(context.invocation_metadata()).is_national:
-            raise PermissionDenied("ledger events come from the national settlement outbox")
+        _national(context, "ledger events come from the national settlement outbox")
         event = request.event
         if request.request_id != event.event_id:
             raise LedgerEventInvalid("request_id must equal event.event_id")
@@ -241,8 +240,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     async def RunClearing(
         self, request: clearing_service_pb2.RunClearingRequest, context: Context
     ) -> clearing_service_pb2.ClearingRun:
-        if not caller_from_metadata(context.invocation_metadata()).is_national:
-            raise PermissionDenied("clearing is run by the national platform")
+        _national(context, "clearing is run by the national platform")
         if not request.request_id or len(request.request_id) > 64:
             raise PeriodInvalid("request_id is required, at most 64 characters")
         period = _period(request.period)
@@ -313,7 +311,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
             row = await _cleared_period(repository, period)
             entries = await repository.cleared_entries(request.setl_id, period)
             insured = entries[0].insured_prov if entries else ""
-            if not entries or not (caller.is_national or caller.province_prefix == insured[:2]):
+            if not entries or not _acts_for(caller, insured):
                 raise SettlementNotInPeriod(
                     f"settlement {request.setl_id} was not cleared in {period} for the caller",
                     setlId=request.setl_id,
@@ -337,9 +335,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         caller = caller_from_metadata(context.invocation_metadata())
         async with self._sessions.begin() as session:
             dispute = await ClearingRepository(session).dispute(request.setl_id, lock=True)
-            allowed = dispute is not None and (
-                caller.is_national or caller.province_prefix == dispute.insured_prov[:2]
-            )
+            allowed = dispute is not None and _acts_for(caller, dispute.insured_prov)
             if dispute is None or not allowed or dispute.state != _OPEN_DISPUTE:
                 raise DisputeNotFound(f"no open dispute of settlement {request.setl_id}")
             dispute.state, dispute.resolved_at = _RESOLVED_DISPUTE, _now()
@@ -349,15 +345,12 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         self, request: clearing_service_pb2.GetClearingRunRequest, context: Context
     ) -> clearing_service_pb2.ClearingRun:
         period = _period(request.period)
-        caller = caller_from_metadata(context.invocation_metadata())
-        if caller.kind not in ("province", "national"):
-            raise PermissionDenied("clearing results are for provinces and the national platform")
+        party = _party(context, "clearing results")
         async with self._sessions() as session:
             repository = ClearingRepository(session)
             row = await repository.period(period)
             if row is None:
                 row = PeriodRow(period=period, state=_OPEN, statement_hash="", run_request_id="")
-            party = None if caller.is_national else caller.province_prefix
             return await _run_to_proto(repository, row, party)
 
     # --- prepayments ---
@@ -400,7 +393,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         year = _year(request.year)
         insured, treatment = _pair(request.insured_prov, request.treatment_prov)
         caller = caller_from_metadata(context.invocation_metadata())
-        if not caller.is_national and caller.province_prefix != insured[:2]:
+        if not _acts_for(caller, insured):
             raise PermissionDenied("only the insured province (or national) tops up")
         if request.amount.amount_fen <= 0:
             raise PeriodInvalid("amount must be positive", field="amount")
@@ -434,7 +427,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     async def GetPrepayments(
         self, request: clearing_service_pb2.GetPrepaymentsRequest, context: Context
     ) -> clearing_service_pb2.GetPrepaymentsResponse:
-        party = _party(context)
+        party = _party(context, "prepayments")
         async with self._sessions() as session:
             return await _prepayments_to_proto(
                 ClearingRepository(session), _year(request.year), party
@@ -443,7 +436,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     async def GetPrepaymentWarnings(
         self, request: clearing_service_pb2.GetPrepaymentWarningsRequest, context: Context
     ) -> clearing_service_pb2.GetPrepaymentWarningsResponse:
-        party = _party(context)
+        party = _party(context, "prepayments")
         async with self._sessions() as session:
             rows = await ClearingRepository(session).warnings(_year(request.year))
         return clearing_service_pb2.GetPrepaymentWarningsResponse(
@@ -468,7 +461,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     async def GetDailyStatistics(
         self, request: clearing_service_pb2.GetDailyStatisticsRequest, context: Context
     ) -> clearing_service_pb2.GetDailyStatisticsResponse:
-        party = _party(context)
+        party = _party(context, "statistics")
         begin = date_from_proto(request.begin_date, "begin_date")
         end = date_from_proto(request.end_date, "end_date")
         if end < begin or (end - begin).days > logic.MAX_STATISTICS_DAYS:
@@ -587,8 +580,7 @@ def _province_acting(context: Context, province: str) -> str:
     """The province a confirmation is for: the caller's own, or any for national."""
     if len(province) != 6 or not province.endswith("0000") or not province.isdigit():
         raise PeriodInvalid("province must be a province code such as 110000", field="province")
-    caller = caller_from_metadata(context.invocation_metadata())
-    if not caller.is_national and caller.province_prefix != province[:2]:
+    if not _acts_for(caller_from_metadata(context.invocation_metadata()), province):
         raise PermissionDenied(f"a province confirms only for itself, not for {province}")
     return province
 
@@ -731,12 +723,17 @@ def _national(context: Context, message: str) -> None:
         raise PermissionDenied(message)
 
 
-def _party(context: Context) -> str | None:
+def _party(context: Context, what: str) -> str | None:
     """A province's two-digit prefix, or None for national (which sees everything)."""
     caller = caller_from_metadata(context.invocation_metadata())
     if caller.kind not in ("province", "national"):
-        raise PermissionDenied("prepayments are for provinces and the national platform")
+        raise PermissionDenied(f"{what} are for provinces and the national platform")
     return None if caller.is_national else caller.province_prefix
+
+
+def _acts_for(caller: Caller, province: str) -> bool:
+    """National acts for every province; a province only for itself."""
+    return caller.is_national or caller.province_prefix == province[:2]
 
 
 def _year(year: int) -> int:
