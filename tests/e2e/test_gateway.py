@@ -167,6 +167,22 @@ async def admit(his: His, psn_no: str, credential: dict[str, str], ipt_no: str) 
     return mdtrt_id
 
 
+def settle_input(
+    psn_no: str, credential: dict[str, str], mdtrt_id: str, total: str, **more: str
+) -> dict[str, Any]:
+    """The `input` of a fee-for-item settlement (2304; 2303, 2206 and 2207 take `more`)."""
+    data: dict[str, Any] = {
+        "psn_no": psn_no,
+        **credential,
+        "medfee_sumamt": Decimal(total),
+        "psn_setlway": "01",
+        "mdtrt_id": mdtrt_id,
+        "acct_used_flag": "0",
+        "insutype": "310",
+    }
+    return {"data": {**data, **more}}
+
+
 def age(birth: dt.date, on: dt.date) -> Decimal:
     years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
     return Decimal(years).quantize(Decimal("0.1"))
@@ -282,18 +298,7 @@ async def test_inpatient_flow_with_the_e_voucher(world: World) -> None:
         ("4", "01", Decimal("0.00"), Decimal("200.00"), Decimal("0.00"), Decimal("600.00")),
     ]
     assert result[1]["selfpay_prop"] == Decimal("0.1000")
-    settle_data = {
-        "data": {
-            "psn_no": INPATIENT,
-            **credential,
-            "medfee_sumamt": Decimal("8800.00"),
-            "psn_setlway": "01",
-            "mdtrt_id": mdtrt_id,
-            "acct_used_flag": "0",
-            "insutype": "310",
-            "mid_setl_flag": "0",
-        }
-    }
+    settle_data = settle_input(INPATIENT, credential, mdtrt_id, "8800.00", mid_setl_flag="0")
     expected = {
         "medfee_sumamt": Decimal("8800.00"),
         "fulamt_ownpay_amt": Decimal("2000.00"),
@@ -406,19 +411,9 @@ async def test_outpatient_flow_with_the_card_settles_the_published_example(world
     ]
     result = ok(await his.call("2204", {"feedetail": lines}))["result"]
     assert [r["preselfpay_amt"] for r in result] == [Decimal("0.00"), Decimal("3.18")]
-    settle_data = {
-        "data": {
-            "psn_no": OUTPATIENT,
-            **credential,
-            "med_type": "14",
-            "medfee_sumamt": Decimal("64.29"),
-            "psn_setlway": "01",
-            "mdtrt_id": mdtrt_id,
-            "chrg_bchno": "B1",
-            "acct_used_flag": "0",
-            "insutype": "310",
-        }
-    }
+    settle_data = settle_input(
+        OUTPATIENT, credential, mdtrt_id, "64.29", med_type="14", chrg_bchno="B1"
+    )
     expected = {
         "medfee_sumamt": Decimal("64.29"),
         "fulamt_ownpay_amt": Decimal("0.00"),
@@ -620,19 +615,7 @@ async def test_a_reversal_cancels_a_settlement_and_a_tombstone_refuses_a_late_or
     line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "10.00", "10.00")
     ok(await his.call("2301", {"feedetail": [line]}))
     settle = his.envelope(
-        "2304",
-        {
-            "data": {
-                "psn_no": OUTPATIENT,
-                **credential,
-                "medfee_sumamt": Decimal("10.00"),
-                "psn_setlway": "01",
-                "mdtrt_id": mdtrt_id,
-                "acct_used_flag": "0",
-                "insutype": "310",
-                "mid_setl_flag": "0",
-            }
-        },
+        "2304", settle_input(OUTPATIENT, credential, mdtrt_id, "10.00", mid_setl_flag="0")
     )
     setl_id = ok((await his.post(settle)).json(parse_float=Decimal))["setlinfo"]["setl_id"]
     reversal = {"data": {"psn_no": OUTPATIENT, "omsgid": settle["msgid"], "oinfno": "2304"}}
@@ -669,20 +652,7 @@ async def test_concurrent_repeats_of_one_settlement_settle_once(world: World) ->
             "2301", {"feedetail": [fee("1", mdtrt_id, OUTPATIENT, "XD0000", "2", "5.00", "10.00")]}
         )
     )
-    settle = his.envelope(
-        "2304",
-        {
-            "data": {
-                "psn_no": OUTPATIENT,
-                **credential,
-                "medfee_sumamt": Decimal("10.00"),
-                "psn_setlway": "01",
-                "mdtrt_id": mdtrt_id,
-                "acct_used_flag": "0",
-                "insutype": "310",
-            }
-        },
-    )
+    settle = his.envelope("2304", settle_input(OUTPATIENT, credential, mdtrt_id, "10.00"))
     replies = await asyncio.gather(*(his.post(settle) for _ in range(5)))
     ids = {ok(reply.json())["setlinfo"]["setl_id"] for reply in replies}
     assert len(ids) == 1
@@ -732,17 +702,7 @@ async def test_queries_discharge_and_fee_cancellation(world: World) -> None:
     }
     assert ok(await his.call("2402", discharge)) == {}
     assert ok(await his.call("2405", {"data": {"mdtrt_id": mdtrt_id, "psn_no": OUTPATIENT}})) == {}
-    settle = {
-        "data": {
-            "psn_no": OUTPATIENT,
-            **credential,
-            "medfee_sumamt": Decimal("20.00"),
-            "psn_setlway": "01",
-            "mdtrt_id": mdtrt_id,
-            "acct_used_flag": "0",
-            "insutype": "310",
-        }
-    }
+    settle = settle_input(OUTPATIENT, credential, mdtrt_id, "20.00")
     assert "[MEDFEE_SUMAMT_MISMATCH]" in refused(await his.call("2304", settle))
     settle["data"]["medfee_sumamt"] = Decimal("10.00")
     ok(await his.call("2304", settle))
@@ -760,16 +720,8 @@ async def test_settlements_reach_the_ledger_and_reconcile(world: World) -> None:
     mdtrt_id = await admit(other, OUTPATIENT, credential, "ZY-E2E-RECON")
     line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "4", "250.00", "1000.00")
     ok(await other.call("2301", {"feedetail": [line]}))
-    data = {
-        "psn_no": OUTPATIENT,
-        **credential,
-        "medfee_sumamt": Decimal("1000.00"),
-        "psn_setlway": "01",
-        "mdtrt_id": mdtrt_id,
-        "acct_used_flag": "0",
-        "insutype": "310",
-    }
-    settled = ok(await other.call("2304", {"data": data}))["setlinfo"]
+    settle = settle_input(OUTPATIENT, credential, mdtrt_id, "1000.00")
+    settled = ok(await other.call("2304", settle))["setlinfo"]
     today = today_in_china().isoformat()
     totals = {
         "insutype": "310",
@@ -850,16 +802,8 @@ async def settle_one(his: His, ipt_no: str, total: str) -> dict[str, Any]:
     mdtrt_id = await admit(his, OUTPATIENT, credential, ipt_no)
     line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", total, total)
     ok(await his.call("2301", {"feedetail": [line]}))
-    data = {
-        "psn_no": OUTPATIENT,
-        **credential,
-        "medfee_sumamt": Decimal(total),
-        "psn_setlway": "01",
-        "mdtrt_id": mdtrt_id,
-        "acct_used_flag": "0",
-        "insutype": "310",
-    }
-    setlinfo: dict[str, Any] = ok(await his.call("2304", {"data": data}))["setlinfo"]
+    settle = settle_input(OUTPATIENT, credential, mdtrt_id, total)
+    setlinfo: dict[str, Any] = ok(await his.call("2304", settle))["setlinfo"]
     return setlinfo
 
 
@@ -956,16 +900,8 @@ async def _settled_visit(his: His, voucher: str, visit_no: str) -> str:
     mdtrt_id = await admit(his, INPATIENT, credential, visit_no)
     line = fee("1", mdtrt_id, INPATIENT, "XD0000", "4", "300.00", "1200.00")
     ok(await his.call("2301", {"feedetail": [line]}))
-    data = {
-        "psn_no": INPATIENT,
-        **credential,
-        "medfee_sumamt": Decimal("1200.00"),
-        "psn_setlway": "01",
-        "mdtrt_id": mdtrt_id,
-        "acct_used_flag": "1",
-        "insutype": "310",
-    }
-    setl_id: str = ok(await his.call("2304", {"data": data}))["setlinfo"]["setl_id"]
+    settle = settle_input(INPATIENT, credential, mdtrt_id, "1200.00", acct_used_flag="1")
+    setl_id: str = ok(await his.call("2304", settle))["setlinfo"]["setl_id"]
     return setl_id
 
 
