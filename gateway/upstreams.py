@@ -20,7 +20,7 @@ from medsettle.settlement.v1 import settlement_service_pb2_grpc
 from opentelemetry.trace import Tracer
 
 from services.common.callers import caller_metadata
-from services.common.channels import make_channel
+from services.common.channels import make_channels
 from services.common.errors import UNANSWERED_CODES, error_info
 
 if TYPE_CHECKING:
@@ -93,15 +93,12 @@ class Upstreams:
     """One channel per service, opened at start-up in the serving loop and shared by requests."""
 
     def __init__(self, targets: dict[str, str], tracer: Tracer, timeout_s: float) -> None:
-        self.channels: dict[str, grpc.aio.Channel] = {
-            name: make_channel(
-                target,
-                tracer=tracer,
-                default_timeout_s=timeout_s,
-                idempotent_methods=_IDEMPOTENT_READS,
-            )
-            for name, target in targets.items()
-        }
+        self.channels = make_channels(
+            targets,
+            tracer=tracer,
+            default_timeout_s=timeout_s,
+            idempotent_methods=_IDEMPOTENT_READS,
+        )
         self.identity: IdentityStub = identity_service_pb2_grpc.IdentityServiceStub(
             self.channels["identity"]
         )

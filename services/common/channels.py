@@ -60,3 +60,23 @@ def make_channel(
         options=options,
         interceptors=[ClientCallInterceptor(tracer, default_timeout_s)],
     )
+
+
+def make_channels(
+    targets: dict[str, str],
+    *,
+    tracer: Tracer,
+    default_timeout_s: float,
+    idempotent_methods: Iterable[tuple[str, str]] = (),
+) -> dict[str, grpc.aio.Channel]:
+    """One channel per named upstream, with the same settings."""
+    methods = tuple(idempotent_methods)
+    return {
+        name: make_channel(
+            target,
+            tracer=tracer,
+            default_timeout_s=default_timeout_s,
+            idempotent_methods=methods,
+        )
+        for name, target in targets.items()
+    }

@@ -19,7 +19,7 @@ from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_s
 from opentelemetry.trace import Tracer
 
 from services.common.callers import caller_metadata
-from services.common.channels import make_channel
+from services.common.channels import make_channels
 from services.common.errors import passed_on
 from services.common.values import date_to_proto
 from services.settlement.errors import InsuranceTypeNotHeld
@@ -79,15 +79,12 @@ class Upstreams:
     def connect(cls, targets: dict[str, str], tracer: Tracer, timeout_s: float) -> Upstreams:
         """Open one channel per upstream (inside the running event loop)."""
         return cls(
-            {
-                name: make_channel(
-                    target,
-                    tracer=tracer,
-                    default_timeout_s=timeout_s,
-                    idempotent_methods=_IDEMPOTENT_READS,
-                )
-                for name, target in targets.items()
-            }
+            make_channels(
+                targets,
+                tracer=tracer,
+                default_timeout_s=timeout_s,
+                idempotent_methods=_IDEMPOTENT_READS,
+            )
         )
 
     async def close(self) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -50,6 +49,7 @@ from services.settlement import server as settlement_server
 from services.settlement.config import SettlementSettings
 from services.settlement.outbox import OutboxRelay, clearing_delivery
 from services.settlement.upstreams import Upstreams as SettlementUpstreams
+from tests.conftest import free_port_block
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 LONG_TERM = ("retired_relocated", "long_term_resident", "stationed_worker")
@@ -63,12 +63,6 @@ class Traced:
     his: His
     certno: str
     name: str
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _long_term_patient(bundle: Path) -> tuple[str, str, str]:
@@ -167,7 +161,7 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
         issued = await issue_credentials(
             hospital, targets["catalogue"], gateway_settings.sqlalchemy_url()
         )
-        port = _free_port()
+        port = free_port_block(1)
         web = uvicorn.Server(
             uvicorn.Config(
                 create_app(gateway_settings, provider),
