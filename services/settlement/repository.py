@@ -41,14 +41,16 @@ class SettlementRepository:
         )
         return {row.policy_id: row for row in rows}
 
-    async def add_policy_version(self, row: PolicyRow) -> None:
-        """Store a new version and make it the current one."""
-        await self._session.execute(
-            update(PolicyRow)
-            .where(PolicyRow.policy_id == row.policy_id, PolicyRow.current)
-            .values(current=False)
-        )
-        self._session.add(row)
+    async def add_policy_versions(self, rows: Sequence[PolicyRow]) -> None:
+        """Store new versions and make them the current ones (a version above 1 supersedes)."""
+        superseded = [row.policy_id for row in rows if row.version > 1]
+        if superseded:
+            await self._session.execute(
+                update(PolicyRow)
+                .where(PolicyRow.policy_id.in_(superseded), PolicyRow.current)
+                .values(current=False)
+            )
+        self._session.add_all(rows)
 
     async def policy_candidates(
         self, areas: Sequence[str], insutype: str, year: int, med_type: str

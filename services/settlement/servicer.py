@@ -231,16 +231,16 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 raise InvalidArgument(f"policy {key.policy_id} appears twice in the request")
             bodies[key.policy_id] = (message, wire.policy_body(message))
         now = _now()
-        written = 0
         async with self._sessions.begin() as session:
             repository = SettlementRepository(session)
             current = await repository.current_policies(list(bodies))
+            versions = []
             for policy_id, (message, body) in bodies.items():
                 stored = current.get(policy_id)
                 if stored is not None and stored.body == body:
                     continue
                 key = wire.policy_key(message)
-                await repository.add_policy_version(
+                versions.append(
                     PolicyRow(
                         policy_id=policy_id,
                         version=(stored.version if stored else 0) + 1,
@@ -254,7 +254,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                         current=True,
                     )
                 )
-                written += 1
+            await repository.add_policy_versions(versions)
+        written = len(versions)
         return settlement_service_pb2.UpsertPoliciesResponse(
             written_count=written, unchanged_count=len(bodies) - written
         )
