@@ -18,7 +18,7 @@ import uvloop
 
 from services.bundle_loader import load_bundle
 from services.common.mesh import SERVICES, Mesh, MeshConfig, drop_databases
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 
 
 def _free_base_port() -> int:

@@ -32,7 +32,7 @@ from medsettle.settlement.v1 import (
 from services.bundle_loader import load_bundle
 from services.common.mesh import SERVICES, Mesh, MeshConfig, drop_databases
 from services.common.values import date_to_proto, money, today_in_china
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 
 if TYPE_CHECKING:
     Stub = settlement_service_pb2_grpc.SettlementServiceAsyncStub

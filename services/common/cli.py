@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import uvloop
@@ -19,7 +20,7 @@ from services.clearing.cli import add_clearing_commands
 from services.common.endpoints import EndpointsUnreadable, add_endpoints_argument, read_endpoints
 from services.common.log import configure_logging
 from services.common.mesh import Mesh, MeshConfig
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import SCALES, write_demo_bundle
 from services.loadgen import run_bench
 
 _LOGGER = logging.getLogger("medsettle")
@@ -81,6 +82,41 @@ def _hospital_credentials(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 1
     print(json.dumps({"paasid": issued["paasid"], "secret": issued["secret"]}), flush=True)
+    return 0
+
+
+def _add_demo_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo-bundle", help="write a demo bundle: real areas, made-up institutions and persons"
+    )
+    demo.add_argument("out_dir", type=Path, help="directory to write (created if missing)")
+    demo.add_argument(
+        "--scale",
+        choices=sorted(SCALES),
+        default="small",
+        help="small (the demo's, default) or national (1.6 million persons, 50,000 items each)",
+    )
+    demo.add_argument("--persons", type=int, help="persons and filings instead of the scale's")
+    demo.add_argument("--seed", type=int, default=2017, help="same seed, same files (default 2017)")
+    demo.set_defaults(handler=_demo_bundle)
+
+
+def _demo_bundle(args: argparse.Namespace) -> int:
+    if args.persons is not None and args.persons < 0:
+        print("--persons must not be negative", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    directory = write_demo_bundle(
+        args.out_dir, scale=SCALES[args.scale], persons=args.persons, seed=args.seed
+    )
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".json":
+            count = len(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            with path.open("rb") as handle:
+                count = sum(1 for _ in handle) - 1  # the header
+        print(f"{path.name}: {count:,} {'entries' if path.suffix == '.json' else 'rows'}")
+    print(f"written in {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 
@@ -206,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hospital_credentials(commands)
     add_clearing_commands(commands)
     _add_bench(commands)
+    _add_demo_bundle(commands)
     return parser
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from services.bundle_loader import load_bundle
 from services.common.mesh import Mesh
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 from services.loadgen import echo_chain, patients, run_bench
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

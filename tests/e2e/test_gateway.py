@@ -35,7 +35,7 @@ from gateway.transactions.registry import NOT_YET_AVAILABLE, SERVICE_TRANSACTION
 from services.bundle_loader import load_bundle
 from services.common.mesh import Mesh
 from services.common.values import date_to_proto, today_in_china
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 from tests.harness import national
 from tests.people import person
 
@@ -669,7 +669,7 @@ async def test_queries_discharge_and_fee_cancellation(world: World) -> None:
     assert found["medinsinfo"] == [
         {
             "fixmedins_code": OTHER_HOSPITAL,
-            "fixmedins_name": "北京市市辖区中医医院",
+            "fixmedins_name": "北京市中医医院",
             "uscc": "",
             "fixmedins_type": "1",
             "hosp_lv": "2",

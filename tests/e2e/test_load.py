@@ -14,7 +14,7 @@ from medsettle.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from medsettle.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 
 from services.common.mesh import Mesh
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,16 +45,16 @@ def test_loading_a_bundle_twice_changes_nothing_the_second_time(mesh: Mesh, tmp_
     assert first.returncode == 0, first.stderr
     assert "persons.csv: 120 inserted, 0 updated, 0 unchanged" in first.stdout
     assert "filings.csv: 120 created, 0 unchanged" in first.stdout
-    assert "institutions.csv: 57 written, 0 unchanged" in first.stdout
-    assert "catalogue.csv: 12 provinces, 216 items, 216 changed" in first.stdout
-    assert "policies.json: 342 written, 0 unchanged" in first.stdout
+    assert "institutions.csv: 1011 written, 0 unchanged" in first.stdout
+    assert "catalogue.csv: 31 provinces, 558 items, 558 changed" in first.stdout
+    assert "policies.json: 6066 written, 0 unchanged" in first.stdout
     second = run_load(bundle_dir, mesh)
     assert second.returncode == 0, second.stderr
     assert "persons.csv: 0 inserted, 0 updated, 120 unchanged" in second.stdout
     assert "filings.csv: 0 created, 120 unchanged" in second.stdout
-    assert "institutions.csv: 0 written, 57 unchanged" in second.stdout
-    assert "catalogue.csv: 12 provinces, 216 items, 0 changed" in second.stdout
-    assert "policies.json: 0 written, 342 unchanged" in second.stdout
+    assert "institutions.csv: 0 written, 1011 unchanged" in second.stdout
+    assert "catalogue.csv: 31 provinces, 558 items, 0 changed" in second.stdout
+    assert "policies.json: 0 written, 6066 unchanged" in second.stdout
     assert "total" in second.stdout
 
 

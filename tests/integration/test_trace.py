@@ -40,7 +40,7 @@ from services.common.channels import make_channel
 from services.common.runtime import Storage, open_storage
 from services.common.server import Registrar, start_server
 from services.common.tracing import make_tracer_provider
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 from services.filing import server as filing_server
 from services.filing.config import FilingSettings
 from services.identity import server as identity_server

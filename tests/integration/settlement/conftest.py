@@ -31,7 +31,7 @@ from services.common.runtime import Storage, open_storage
 from services.common.server import start_server
 from services.common.tracing import make_tracer_provider
 from services.common.values import date_to_proto, today_in_china
-from services.demo_bundle import write_demo_bundle
+from services.demo.bundle import write_demo_bundle
 from services.filing import server as filing_server
 from services.filing.config import FilingSettings
 from services.identity import server as identity_server
