@@ -26,6 +26,7 @@ from gateway.rest import router
 from gateway.upstreams import Upstreams
 from services.common.interceptors import serve_with_deadline
 from services.common.runtime import open_storage
+from services.common.tracing import current_trace_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -108,11 +109,11 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
         # caller gets its id back in x-trace-id.
         with tracer.start_as_current_span(
             "gateway/callService", context=propagate.extract(headers), kind=SpanKind.SERVER
-        ) as span:
+        ):
             serve_with_deadline(settings.request_timeout_s)
             body = await _bounded_body(request, settings.max_body_bytes)
             answer = await request.app.state.hospital.handle(headers, body)
-            trace_id = format(span.get_span_context().trace_id, "032x")
+            trace_id = current_trace_id()
         return Response(
             answer,
             media_type="application/json; charset=utf-8",

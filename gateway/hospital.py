@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,9 +35,11 @@ from gateway.transactions.settlements import cancel_settlement_by_id
 from gateway.transactions.visits import cancel_visit_by_id
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
 from services.common.metrics import ProcessMetrics
+from services.common.tracing import current_trace_id
 from services.common.values import SHANGHAI, stored_utc
 
 _LOGGER = logging.getLogger(__name__)
+_REFMSGID = re.compile(rb'"inf_refmsgid":"([0-9]{30})"')
 # The national front-end path every HIS adapter already calls.
 HOSPITAL_PATH = "/fsi/api/rsfComIfsService/callService"
 _SIGN_IN = "9001"
@@ -102,20 +105,40 @@ class HospitalInterface:
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
-    def _refusal(self, area: str, received: dt.datetime, message: str) -> bytes:
+    def _answer_envelope(
+        self,
+        area: str,
+        received: dt.datetime,
+        *,
+        output: dict[str, Any] | None = None,
+        err_msg: str = "",
+    ) -> tuple[str, bytes]:
+        """(inf_refmsgid, encoded response envelope) of one answer."""
         refmsgid = inf_refmsgid(area, received)
-        return codec.encode(response(refmsgid, received, self._now(), err_msg=message))
+        body = codec.encode(
+            response(refmsgid, received, self._now(), output=output, err_msg=err_msg)
+        )
+        return refmsgid, body
+
+    def _refusal(self, area: str, received: dt.datetime, message: str) -> bytes:
+        return self._answer_envelope(area, received, err_msg=message)[1]
 
     async def handle(self, headers: Mapping[str, str], body: bytes) -> bytes:
         """The response envelope for one request, counted per infno and infcode."""
         started = time.perf_counter()
         answer, infno = await self._answer(headers, body)
-        # Every envelope this module writes starts with its infcode.
+        # Every envelope this module writes starts with its infcode, then its inf_refmsgid.
         infcode = "0" if answer.startswith(b'{"infcode":0') else "-1"
+        found = _REFMSGID.search(answer, 0, 64)
+        refmsgid = found.group(1).decode() if found else ""
         span = trace.get_current_span()
         span.update_name(f"gateway/{infno}")
         span.set_attribute("medsettle.infno", infno)
         span.set_attribute("medsettle.infcode", infcode)
+        span.set_attribute("medsettle.inf_refmsgid", refmsgid)
+        # One line per answer, with the trace id, so that any inf_refmsgid a hospital quotes
+        # (refusals included, which are not kept) leads to its trace.
+        _LOGGER.info("answered infno=%s infcode=%s inf_refmsgid=%s", infno, infcode, refmsgid)
         self._requests.labels(infno, infcode).inc()
         self._seconds.labels(infno).observe(time.perf_counter() - started)
         return answer
@@ -215,13 +238,12 @@ class HospitalInterface:
             await self._release(message)
             raise
         except ServiceRefused as refused:
-            body = self._refusal(area, received, refused.message)
+            refmsgid, body = self._answer_envelope(area, received, err_msg=refused.message)
             if not refused.final:
                 return body  # nothing was decided: the msgid stays open for a repeat or a 2601
-            return await self._store(message, body, "")
-        refmsgid = inf_refmsgid(area, received)
-        body = codec.encode(response(refmsgid, received, self._now(), output=outcome.output))
-        return await self._store(message, body, outcome.reference)
+            return await self._store(message, body, "", refmsgid)
+        refmsgid, body = self._answer_envelope(area, received, output=outcome.output)
+        return await self._store(message, body, outcome.reference, refmsgid)
 
     async def forget_old_nonces(self) -> int:
         """Drop nonces whose timestamp can no longer pass the window (older than twice it)."""
@@ -249,6 +271,8 @@ class HospitalInterface:
             response=None,
             reference="",
             reversed_by="",
+            trace_id=current_trace_id(),
+            inf_refmsgid="",
             created_at=received,
         )
         async with self._sessions.begin() as session:
@@ -297,13 +321,14 @@ class HospitalInterface:
             ):
                 await session.delete(row)
 
-    async def _store(self, message: _Received, body: bytes, reference: str) -> bytes:
-        """Make `body` the message's final answer, unless another request got there first."""
+    async def _store(self, message: _Received, body: bytes, reference: str, refmsgid: str) -> bytes:
+        """Make `body` (answered as `refmsgid`) the message's final answer, unless another
+        request got there first."""
         envelope = message.envelope
         async with self._sessions.begin() as session:
             repository = GatewayRepository(session)
             if not await repository.finish(
-                envelope.fixmedins_code, envelope.msgid, body, reference
+                envelope.fixmedins_code, envelope.msgid, body, reference, refmsgid
             ):
                 stored = await repository.message(envelope.fixmedins_code, envelope.msgid)
                 assert stored is not None
@@ -414,6 +439,8 @@ class HospitalInterface:
             response=None,
             reference="",
             reversed_by=call.envelope.msgid,
+            trace_id=current_trace_id(),
+            inf_refmsgid="",
             created_at=self._now(),
         )
         async with self._sessions.begin() as session:

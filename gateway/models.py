@@ -70,6 +70,10 @@ class MessageRow(Base):
     """What a success created: the setl_id of 2207/2304, the mdtrt_id of 2201/2401."""
     reversed_by: Mapped[str] = mapped_column(String(30))
     """msgid of the 2601 that reversed this message."""
+    trace_id: Mapped[str] = mapped_column(String(32), server_default="")
+    """W3C trace id (32 hex) of the request that first carried the msgid, where its spans are."""
+    inf_refmsgid: Mapped[str] = mapped_column(String(30), index=True, server_default="")
+    """The receiver message id of the stored answer; empty until there is one."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 

@@ -76,8 +76,16 @@ class GatewayRepository:
             query = query.with_for_update()
         return await self._session.scalar(query.execution_options(populate_existing=True))
 
+    async def find_message(self, reference: str) -> MessageRow | None:
+        """A message by the inf_refmsgid of its answer or by its msgid (whose first twelve
+        characters are the institution)."""
+        by_answer = await self._session.scalar(
+            select(MessageRow).where(MessageRow.inf_refmsgid == reference).limit(1)
+        )
+        return by_answer or await self.message(reference[:12], reference)
+
     async def finish(
-        self, fixmedins_code: str, msgid: str, response: bytes, reference: str
+        self, fixmedins_code: str, msgid: str, response: bytes, reference: str, inf_refmsgid: str
     ) -> bool:
         """Store the final response of a PENDING message; False if another request finished (or
         reversed) it first, whose stored state then wins."""
@@ -89,6 +97,6 @@ class GatewayRepository:
                 MessageRow.state != DONE,
                 MessageRow.state != REVERSED,
             )
-            .values(state=DONE, response=response, reference=reference)
+            .values(state=DONE, response=response, reference=reference, inf_refmsgid=inf_refmsgid)
         )
         return int(getattr(result, "rowcount", 0)) == 1

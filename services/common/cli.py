@@ -15,6 +15,7 @@ import uvloop
 
 from gateway.credentials import issue_credentials
 from gateway.envelope import EnvelopeError
+from gateway.message_lookup import find_message_trace
 from services.bundle_loader import LoadReport, load_bundle
 from services.clearing.cli import add_clearing_commands
 from services.common.endpoints import EndpointsUnreadable, add_endpoints_argument, read_endpoints
@@ -67,11 +68,7 @@ def _add_hospital_credentials(
 
 
 def _hospital_credentials(args: argparse.Namespace) -> int:
-    try:
-        endpoints = read_endpoints(args.endpoints)
-    except EndpointsUnreadable as error:
-        print(error, file=sys.stderr)
-        return 2
+    endpoints = read_endpoints(args.endpoints)
     try:
         issued = uvloop.run(
             issue_credentials(
@@ -120,6 +117,31 @@ def _demo_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_trace(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lookup = commands.add_parser(
+        "trace", help="the trace id (and state) of a hospital message, by inf_refmsgid or msgid"
+    )
+    lookup.add_argument(
+        "reference", help="the inf_refmsgid of an answer, or the msgid of a request (30 chars)"
+    )
+    add_endpoints_argument(lookup)
+    lookup.set_defaults(handler=_trace)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    endpoints = read_endpoints(args.endpoints)
+    found = uvloop.run(find_message_trace(args.reference, endpoints["gateway_database"]))
+    if found is None:
+        print(
+            f"the gateway keeps no message answered or sent as {args.reference}; a refusal that "
+            "decided nothing is only in the gateway's log (grep its inf_refmsgid)",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(found, indent=2), flush=True)
+    return 0
+
+
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench", help="drive full hospital flows through the gateway of a running mesh"
@@ -148,11 +170,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _bench(args: argparse.Namespace) -> int:
-    try:
-        endpoints = read_endpoints(args.endpoints)
-    except EndpointsUnreadable as error:
-        print(error, file=sys.stderr)
-        return 2
+    endpoints = read_endpoints(args.endpoints)
     tally = uvloop.run(
         run_bench(
             endpoints,
@@ -180,11 +198,7 @@ def _load(args: argparse.Namespace) -> int:
     if not args.bundle_dir.is_dir():
         print(f"{args.bundle_dir} is not a directory", file=sys.stderr)
         return 2
-    try:
-        endpoints = read_endpoints(args.endpoints)
-    except EndpointsUnreadable as error:
-        print(error, file=sys.stderr)
-        return 2
+    endpoints = read_endpoints(args.endpoints)
     report = uvloop.run(load_bundle(args.bundle_dir, endpoints))
     _print_report(report)
     return 0 if report.ok else 1
@@ -243,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_clearing_commands(commands)
     _add_bench(commands)
     _add_demo_bundle(commands)
+    _add_trace(commands)
     return parser
 
 
@@ -251,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("medsettle", json_lines=False)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except EndpointsUnreadable as error:  # any command given a bad --endpoints
+        print(error, file=sys.stderr)
+        return 2
     return code
 
 

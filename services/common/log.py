@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 import orjson
 from opentelemetry import trace
 
+from services.common.tracing import current_trace_id
+
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 
 
@@ -45,10 +47,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": mask_id_numbers(record.getMessage()),
         }
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
-            line["trace_id"] = format(span_context.trace_id, "032x")
-            line["span_id"] = format(span_context.span_id, "016x")
+        trace_id = current_trace_id()
+        if trace_id:
+            line["trace_id"] = trace_id
+            line["span_id"] = format(trace.get_current_span().get_span_context().span_id, "016x")
         if record.exc_info:
             line["exception"] = mask_id_numbers(self.formatException(record.exc_info))
         return orjson.dumps(line).decode()

@@ -36,6 +36,12 @@ def make_tracer_provider(service_name: str, exporter: SpanExporter | None = None
     return provider
 
 
+def current_trace_id() -> str:
+    """The current span's trace id as W3C writes it (32 hex digits), or "" outside any trace."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else ""
+
+
 def install_tracer_provider(provider: TracerProvider) -> None:
     """Make provider the process-wide default (only __main__ does this; tests pass providers in)."""
     trace.set_tracer_provider(provider)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import json
 import signal
 import sqlite3
 import subprocess
@@ -1106,3 +1107,28 @@ def _fuzz_rest_routes(base_url: str) -> None:
 async def test_fuzzed_requests_never_get_a_server_error(world: World) -> None:
     await asyncio.to_thread(_fuzz_hospital_interface, world.his, world.endpoints["gateway"])
     await asyncio.to_thread(_fuzz_rest_routes, world.endpoints["gateway"])
+
+
+async def test_the_trace_command_finds_a_settlement_by_its_inf_refmsgid_and_msgid(
+    world: World,
+) -> None:
+    where = ("--endpoints", str(world.mesh.endpoints_path))
+    credential = {"mdtrt_cert_type": "03", "mdtrt_cert_no": CARD, "card_sn": f"SN{CARD}"}
+    mdtrt_id = await admit(world.his, OUTPATIENT, credential, "MZ-E2E-TRACE")
+    line = fee("1", mdtrt_id, OUTPATIENT, "XD0000", "1", "12.00", "12.00")
+    ok(await world.his.call("2301", {"feedetail": [line]}))
+    envelope = world.his.envelope("2304", settle_input(OUTPATIENT, credential, mdtrt_id, "12.00"))
+    reply = await world.his.post(envelope)
+    answer = reply.json()
+    assert answer["infcode"] == 0, answer["err_msg"]
+    by_answer = await asyncio.to_thread(medsettle, "trace", answer["inf_refmsgid"], *where)
+    by_msgid = await asyncio.to_thread(medsettle, "trace", envelope["msgid"], *where)
+    assert by_answer.returncode == 0, by_answer.stderr
+    assert by_answer.stdout == by_msgid.stdout
+    found = json.loads(by_answer.stdout)
+    assert found["trace_id"] == reply.headers["x-trace-id"]
+    assert (found["infno"], found["state"], found["msgid"]) == ("2304", "DONE", envelope["msgid"])
+    assert found["reference"] == answer["output"]["setlinfo"]["setl_id"]
+    unknown = await asyncio.to_thread(medsettle, "trace", "1" * 30, *where)
+    assert unknown.returncode == 1
+    assert f"no message answered or sent as {'1' * 30}" in unknown.stderr

@@ -20,23 +20,19 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_load(bundle_dir: Path, mesh: Mesh) -> subprocess.CompletedProcess[str]:
+def run_medsettle(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.common",
-            "load",
-            str(bundle_dir),
-            "--endpoints",
-            str(mesh.endpoints_path),
-        ],
+        [sys.executable, "-m", "services.common", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def run_load(bundle_dir: Path, mesh: Mesh) -> subprocess.CompletedProcess[str]:
+    return run_medsettle("load", str(bundle_dir), "--endpoints", str(mesh.endpoints_path))
 
 
 def test_loading_a_bundle_twice_changes_nothing_the_second_time(mesh: Mesh, tmp_path: Path) -> None:
@@ -88,3 +84,20 @@ async def test_a_file_with_one_bad_row_loads_nothing_and_names_the_cell(
             filing_service_pb2.ListFilingsRequest(psn_no=rows[1][0])
         )
     assert list(listed.filings) == []
+
+
+def test_the_demo_bundle_command_writes_every_file_and_counts_its_rows(tmp_path: Path) -> None:
+    written = run_medsettle("demo-bundle", str(tmp_path / "demo"), "--persons", "25", "--seed", "3")
+    assert written.returncode == 0, written.stderr
+    lines = written.stdout.splitlines()
+    assert lines[:6] == [
+        "catalogue.csv: 558 rows",
+        "filings.csv: 25 rows",
+        "institutions.csv: 1,011 rows",
+        "persons.csv: 25 rows",
+        "policies.json: 6,066 entries",
+        "regions.csv: 368 rows",
+    ]
+    assert lines[6].startswith("written in ")
+    refused = run_medsettle("demo-bundle", str(tmp_path / "other"), "--scale", "galactic")
+    assert refused.returncode == 2 and "invalid choice: 'galactic'" in refused.stderr

@@ -38,6 +38,8 @@ def message(request_hash: str) -> MessageRow:
         response=None,
         reference="",
         reversed_by="",
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        inf_refmsgid="",
         created_at=dt.datetime.fromtimestamp(T0, dt.UTC),
     )
 
@@ -71,11 +73,34 @@ async def test_the_first_claim_of_a_msgid_wins_and_is_finished_once(storage: Sto
     assert (first.request_hash, second.request_hash) == ("a" * 64, "a" * 64)
     async with storage.sessions.begin() as session:
         repository = GatewayRepository(session)
-        assert await repository.finish(first.fixmedins_code, first.msgid, b"answer", "S1")
-        assert not await repository.finish(first.fixmedins_code, first.msgid, b"other", "S2")
+        answered = "110000202611241030150123456789"
+        assert await repository.finish(first.fixmedins_code, first.msgid, b"answer", "S1", answered)
+        assert not await repository.finish(
+            first.fixmedins_code, first.msgid, b"other", "S2", "110000202611241030169999999999"
+        )
         stored = await repository.message(first.fixmedins_code, first.msgid)
     assert stored is not None
     assert (stored.state, stored.response, stored.reference) == (DONE, b"answer", "S1")
+    assert stored.inf_refmsgid == answered
+
+
+async def test_a_message_is_found_by_the_inf_refmsgid_of_its_answer_or_by_its_msgid(
+    storage: Storage,
+) -> None:
+    async with storage.sessions.begin() as session:
+        repository = GatewayRepository(session)
+        row = await repository.claim(message("a" * 64))
+        answered = "110000202611241030150123456789"
+        await repository.finish(row.fixmedins_code, row.msgid, b"answer", "S1", answered)
+    async with storage.sessions() as session:
+        repository = GatewayRepository(session)
+        by_answer = await repository.find_message(answered)
+        by_msgid = await repository.find_message("H11010000001202611241030150001")
+        unknown = await repository.find_message("110000202611241030150000000000")
+    assert by_answer is not None and by_msgid is not None
+    assert by_answer.msgid == by_msgid.msgid == "H11010000001202611241030150001"
+    assert by_answer.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert unknown is None
 
 
 async def test_reissued_credentials_replace_the_old_ones(storage: Storage) -> None:

@@ -31,6 +31,7 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from gateway.credentials import issue_credentials
 from gateway.his_client import His
+from gateway.message_lookup import find_message_trace
 from services.bundle_loader import load_bundle
 from services.catalogue import server as catalogue_server
 from services.catalogue.config import CatalogueSettings
@@ -63,6 +64,7 @@ class Traced:
     his: His
     certno: str
     name: str
+    gateway_database: str
 
 
 def _long_term_patient(bundle: Path) -> tuple[str, str, str]:
@@ -179,7 +181,7 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
             his = His(client, hospital, issued["paasid"], issued["secret"])
             his.area = hospital[1:7]
             await his.sign_in()
-            yield Traced(exporter, his, certno, name)
+            yield Traced(exporter, his, certno, name, gateway_settings.sqlalchemy_url())
         web.should_exit = True
         await web_task
         relay_task.cancel()
@@ -310,3 +312,30 @@ async def test_one_settlement_is_one_trace_from_the_gateway_to_clearing(traced: 
     for span in traced.exporter.get_finished_spans():
         text = f"{span.name} {dict(span.attributes or {})}"
         assert traced.certno not in text and traced.name not in text
+
+
+async def test_an_answer_s_inf_refmsgid_or_msgid_leads_to_the_trace_of_its_first_delivery(
+    traced: Traced,
+) -> None:
+    his = traced.his
+    envelope = his.envelope(
+        "1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": traced.certno}}
+    )
+    first = await his.post(envelope)
+    repeat = await his.post(envelope)  # the same msgid again: the stored answer, a new trace
+    refmsgid = first.json()["inf_refmsgid"]
+    assert repeat.json()["inf_refmsgid"] == refmsgid
+    assert repeat.headers["x-trace-id"] != first.headers["x-trace-id"]
+
+    by_answer = await find_message_trace(refmsgid, traced.gateway_database)
+    by_msgid = await find_message_trace(envelope["msgid"], traced.gateway_database)
+    assert by_answer is not None and by_answer == by_msgid
+    assert by_answer["trace_id"] == first.headers["x-trace-id"]
+    assert (by_answer["infno"], by_answer["state"], by_answer["inf_refmsgid"]) == (
+        "1101",
+        "DONE",
+        refmsgid,
+    )
+    (root,) = [s for s in _trace(traced.exporter, by_answer["trace_id"]) if s.parent is None]
+    assert (root.attributes or {})["medsettle.inf_refmsgid"] == refmsgid
+    assert await find_message_trace("0" * 30, traced.gateway_database) is None
