@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import itertools
 import os
 import random
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from gateway.credentials import issue_credentials
 from gateway.his_client import His
+from services.common.values import SHANGHAI
 from services.echo_chain import METHOD
 
 TRANSACTIONS = ("1101", "2401", "2301", "2304")
@@ -126,7 +128,7 @@ class Visitor:
 
     async def prepare(self, patient: Patient) -> dict[str, Any] | None:
         """1101, 2401 and 2301: a visit ready to settle (the 2304 input), or None if refused."""
-        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        now = f"{dt.datetime.now(SHANGHAI):%Y-%m-%d %H:%M:%S}"  # a hospital's local time
         credential = {"mdtrt_cert_type": "02", "mdtrt_cert_no": patient.certno}
         person = await self._call("1101", {"data": credential})
         if person is None:

@@ -8,7 +8,9 @@ that order, so concurrent settlements of one person queue instead of deadlocking
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -185,6 +187,43 @@ def _check_fee_lines(lines: Sequence[settlement_pb2.FeeLine]) -> None:
         date_from_proto(line.fee_date, f"{where}.fee_date")
 
 
+# How long a chosen policy is used without reading it again (see _PolicyCache).
+POLICY_CACHE_TTL_S = 30.0
+
+
+@dataclass(frozen=True)
+class _ChosenPolicy:
+    """The policy version a visit settles under."""
+
+    policy_id: str
+    version: int
+    policy: logic.Policy
+
+
+class _PolicyCache:
+    """Chosen policies by (area, insutype, year, med_type, psn_type), kept POLICY_CACHE_TTL_S.
+
+    Every settlement and admission needs its policy, and policies change a few times a year: an
+    upload through this process clears the cache at once, one through another replica is seen
+    here within the TTL."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._chosen: dict[tuple[str, str, int, str, str], tuple[float, _ChosenPolicy]] = {}
+
+    def get(self, key: tuple[str, str, int, str, str]) -> _ChosenPolicy | None:
+        found = self._chosen.get(key)
+        if found is None or found[0] <= self._clock():
+            return None
+        return found[1]
+
+    def put(self, key: tuple[str, str, int, str, str], chosen: _ChosenPolicy) -> None:
+        self._chosen[key] = (self._clock() + POLICY_CACHE_TTL_S, chosen)
+
+    def clear(self) -> None:
+        self._chosen.clear()
+
+
 class _Computed:
     """A settlement computed inside an open transaction, ready to be committed or dropped."""
 
@@ -193,7 +232,7 @@ class _Computed:
         settlement: settlement_pb2.Settlement,
         explanation: settlement_pb2.Explanation,
         result: logic.Result,
-        policy: PolicyRow,
+        policy: _ChosenPolicy,
     ) -> None:
         self.settlement = settlement
         self.explanation = explanation
@@ -213,6 +252,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self._sessions = sessions
         self._upstreams = upstreams
         self._on_ledger_event = on_ledger_event
+        self._policies = _PolicyCache()
 
     # --- policies ---
 
@@ -255,6 +295,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                     )
                 )
             await repository.add_policy_versions(versions)
+        self._policies.clear()
         written = len(versions)
         return settlement_service_pb2.UpsertPoliciesResponse(
             written_count=written, unchanged_count=len(bodies) - written
@@ -543,7 +584,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, request: settlement_service_pb2.PreSettleRequest, context: Context
     ) -> settlement_pb2.Settlement:
         _hospital(context)
-        filing = await self._filing_for(request.mdtrt_id, request)
+        async with self._sessions() as session:
+            visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
+        filing = await self._filing_for(visit)
         async with self._sessions() as session, session.begin() as transaction:
             repository = SettlementRepository(session)
             visit = await _visit(repository, request.mdtrt_id, request, lock=True)
@@ -558,11 +601,15 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         request_hash = request_fingerprint(request)
+        # The replay check and the visit's read share one session; the filing is asked for
+        # outside any transaction, so no lock is held across that call.
         async with self._sessions() as session:
-            earlier = await SettlementRepository(session).settlement_by_request(request_id)
-        if earlier is not None:
-            return _replayed_settlement(earlier, request_hash, request_id)
-        filing = await self._filing_for(request.mdtrt_id, request)
+            repository = SettlementRepository(session)
+            earlier = await repository.settlement_by_request(request_id)
+            if earlier is not None:
+                return _replayed_settlement(earlier, request_hash, request_id)
+            visit = await _visit(repository, request.mdtrt_id, request)
+        filing = await self._filing_for(visit)
         try:
             async with self._sessions.begin() as session:
                 repository = SettlementRepository(session)
@@ -698,10 +745,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             raise missing
         return row
 
-    async def _filing_for(self, mdtrt_id: str, request: Any) -> EffectiveFiling | None:
+    async def _filing_for(self, visit: VisitRow) -> EffectiveFiling | None:
         """The filing covering the visit now (a filing made after admission counts)."""
-        async with self._sessions() as session:
-            visit = await _visit(SettlementRepository(session), mdtrt_id, request)
         filing = await self._upstreams.effective_filing(
             visit.psn_no, visit.treatment_admdvs, visit.begin_date
         )
@@ -713,10 +758,12 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             )
         return filing
 
-    async def _policy_for(
-        self, repository: SettlementRepository, visit: VisitRow
-    ) -> tuple[PolicyRow, logic.Policy]:
+    async def _policy_for(self, repository: SettlementRepository, visit: VisitRow) -> _ChosenPolicy:
         year = visit.begin_date.year
+        key = (visit.insuplc_admdvs, visit.insutype, year, visit.med_type, visit.psn_type)
+        cached = self._policies.get(key)
+        if cached is not None:
+            return cached
         areas = [visit.insuplc_admdvs, visit.insuplc_admdvs[:2] + "0000"]
         rows = await repository.policy_candidates(areas, visit.insutype, year, visit.med_type)
         by_key = {
@@ -731,7 +778,10 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 insuplcAdmdvs=visit.insuplc_admdvs,
             )
         row = by_key[chosen]
-        return row, wire.policy_from_proto(settlement_pb2.Policy.FromString(row.body))
+        policy = wire.policy_from_proto(settlement_pb2.Policy.FromString(row.body))
+        found = _ChosenPolicy(row.policy_id, row.version, policy)
+        self._policies.put(key, found)
+        return found
 
     async def _compute(
         self,
@@ -762,7 +812,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 f"uploaded lines' {yuan_text(sums.medfee_sumamt)}; upload or cancel lines first",
                 platformFen=sums.medfee_sumamt,
             )
-        policy_row, policy = await self._policy_for(repository, visit)
+        policy_row = await self._policy_for(repository, visit)
+        policy = policy_row.policy
         year = visit.begin_date.year
         person_year = await repository.person_year(
             visit.psn_no, visit.insuplc_admdvs, year, visit.balc_fen

@@ -425,6 +425,34 @@ async def test_policies_are_versioned_and_written_only_by_their_province(
     )
 
 
+async def test_a_new_policy_version_applies_to_the_next_settlement_at_once(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE, med_type="14")  # reads its policy
+    await upload(settlement, visit, fee("1", "XD0000", 1000))
+    preview = await settlement.PreSettle(
+        settlement_service_pb2.PreSettleRequest(
+            mdtrt_id=visit.mdtrt_id, fixmedins_code=BEIJING_HOSPITAL
+        ),
+        metadata=GATEWAY,
+    )
+    listed = await settlement.ListPolicies(
+        settlement_service_pb2.ListPoliciesRequest(insuplc_admdvs="131000", page_size=100),
+        metadata=national(),
+    )
+    (policy,) = [p for p in listed.policies if p.policy_id == preview.policy_id]
+    changed = settlement_pb2.Policy()
+    changed.CopyFrom(policy)
+    changed.annual_cap.amount_fen += 100
+    await settlement.UpsertPolicies(
+        settlement_service_pb2.UpsertPoliciesRequest(policies=[changed]),
+        metadata=province("130000"),
+    )
+    settled = await settlement.SettleVisit(settle_request(visit, "s-new-version"), metadata=GATEWAY)
+    assert settled.policy_id == preview.policy_id
+    assert settled.policy_version == preview.policy_version + 1
+
+
 async def test_discharge_and_cancelling_an_admission_only_without_a_live_settlement(
     settlement: SettlementStub, upstream: Upstream
 ) -> None:
