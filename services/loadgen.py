@@ -11,7 +11,6 @@ concurrency and prints its latency and the ratio of one mesh transaction to one 
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
 import itertools
 import os
@@ -34,20 +33,11 @@ from tqdm import tqdm
 from gateway.credentials import issue_credentials
 from gateway.his_client import His
 from services.common.values import SHANGHAI
+from services.demo.bundle import DemoPatient, long_term_patients
 from services.echo_chain import METHOD
 
 TRANSACTIONS = ("1101", "2401", "2301", "2304")
-_LONG_TERM = ("retired_relocated", "long_term_resident", "stationed_worker")
 _CODES = ("XD0000", "XD0001", "XD0002", "XD0003", "XS0003", "XC0000")
-
-
-@dataclass(frozen=True)
-class Patient:
-    """A demo person who may be settled in `hospital` (long-term filing to its city)."""
-
-    certno: str
-    insutype: str
-    hospital: str
 
 
 @dataclass
@@ -66,21 +56,6 @@ class Tally:
             return single, single, single
         cuts = statistics.quantiles(values, n=100, method="inclusive")
         return cuts[49] * 1000, cuts[94] * 1000, cuts[98] * 1000
-
-
-def patients(bundle: Path) -> list[Patient]:
-    """Demo persons with a long-term filing to a city, each with that city's first hospital."""
-    with (bundle / "persons.csv").open(encoding="utf-8") as handle:
-        insured = {
-            row["psn_no"]: (row["certno"], row["insutype"]) for row in csv.DictReader(handle)
-        }
-    found = []
-    with (bundle / "filings.csv").open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["category"] in _LONG_TERM and not row["dest_admdvs"].endswith("0000"):
-                certno, insutype = insured[row["psn_no"]]
-                found.append(Patient(certno, insutype, f"H{row['dest_admdvs']}00001"))
-    return found
 
 
 def _fee_lines(mdtrt_id: str, psn_no: str, count: int, now: str) -> list[dict[str, Any]]:
@@ -126,7 +101,7 @@ class Visitor:
         output: dict[str, Any] = reply["output"]
         return output
 
-    async def prepare(self, patient: Patient) -> dict[str, Any] | None:
+    async def prepare(self, patient: DemoPatient) -> dict[str, Any] | None:
         """1101, 2401 and 2301: a visit ready to settle (the 2304 input), or None if refused."""
         now = f"{dt.datetime.now(SHANGHAI):%Y-%m-%d %H:%M:%S}"  # a hospital's local time
         credential = {"mdtrt_cert_type": "02", "mdtrt_cert_no": patient.certno}
@@ -171,7 +146,7 @@ class Visitor:
         self._tally.visits += settled
         return settled
 
-    async def visit(self, patient: Patient) -> bool:
+    async def visit(self, patient: DemoPatient) -> bool:
         """One full visit; False when a step was refused."""
         prepared = await self.prepare(patient)
         return prepared is not None and await self.settle(prepared)
@@ -179,7 +154,7 @@ class Visitor:
 
 async def _drive(
     visitors: dict[str, Visitor],
-    by_hospital: dict[str, list[Patient]],
+    by_hospital: dict[str, list[DemoPatient]],
     *,
     concurrency: int,
     rate: float,
@@ -272,7 +247,7 @@ async def echo_chain(concurrency: int, duration_s: float, payload: int = 2048) -
 
 async def _settle_only(
     visitors: dict[str, Visitor],
-    by_hospital: dict[str, list[Patient]],
+    by_hospital: dict[str, list[DemoPatient]],
     *,
     concurrency: int,
     visits: int,
@@ -314,8 +289,8 @@ async def run_bench(
     settle_only: int = 0,
 ) -> Tally:
     """Drive the mesh, print the figures and the comparison with the echo chain."""
-    found = patients(bundle)
-    by_hospital: dict[str, list[Patient]] = defaultdict(list)
+    found = long_term_patients(bundle)
+    by_hospital: dict[str, list[DemoPatient]] = defaultdict(list)
     for patient in found:
         by_hospital[patient.hospital].append(patient)
     chosen = dict(sorted(by_hospital.items(), key=lambda item: -len(item[1]))[:hospitals])

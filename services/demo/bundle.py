@@ -26,6 +26,7 @@ from services.demo.areas import PROVINCES, Band, Province
 from services.demo.catalogue import CATALOGUE_HEADER, national_items, province_rows
 from services.filing.logic import add_months
 from services.identity.logic import make_id_number
+from services.settlement.logic import LONG_TERM_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ _HOSPITAL_KINDS = (
 _PRIMARY_KINDS = ("社区卫生服务中心", "街道卫生院", "镇卫生院")
 
 
+def open_hospital(city: str) -> str:
+    """The city's `00001`: level 3, open for inpatient, outpatient and chronic-disease visits."""
+    return f"H{city}00001"
+
+
 def institution_rows(open_institutions: int, seed: int) -> Iterator[list[str]]:
     """Per city, always: `00001` level 3 open for inpatient, outpatient and chronic disease;
     `00002` level 2 open for inpatient and outpatient; `00003` level 1 open for outpatient only.
@@ -119,7 +125,7 @@ def institution_rows(open_institutions: int, seed: int) -> Iterator[list[str]]:
     rng = random.Random(f"{seed}-institutions")
     for city in cities():
         name = city.short_name
-        yield [f"H{city.code}00001", f"{name}第一人民医院", city.code, "3", "1", "1", "1"]
+        yield [open_hospital(city.code), f"{name}第一人民医院", city.code, "3", "1", "1", "1"]
         yield [f"H{city.code}00002", f"{name}中医医院", city.code, "2", "1", "1", "0"]
         yield [f"H{city.code}00003", f"{name}社区卫生服务中心", city.code, "1", "0", "1", "0"]
         used: set[str] = set()
@@ -261,7 +267,6 @@ _CATEGORIES = (
     ("emergency", 5),
     ("other_temporary", 10),
 )
-_LONG_TERM = frozenset(("retired_relocated", "long_term_resident", "stationed_worker"))
 _BORN_FROM = dt.date(1936, 1, 1)
 BIRTH_SPAN_DAYS = (dt.date(2006, 1, 1) - _BORN_FROM).days
 # A prime step through the birth days: prime to BIRTH_SPAN_DAYS, so the k-th person of an area
@@ -334,7 +339,7 @@ def _person_and_filing(
     if rng.random() < 0.2:
         dest = dest[:2] + "0000"  # a filing to the whole province
     begin = today - dt.timedelta(days=rng.randrange(0, 90))
-    end = "" if category in _LONG_TERM else add_months(begin, 6).isoformat()
+    end = "" if category in LONG_TERM_CATEGORIES else add_months(begin, 6).isoformat()
     return person, [psn_no, category, dest, begin.isoformat(), end]
 
 
@@ -363,6 +368,40 @@ def _write_persons_and_filings(
             )
             person_csv.writerow(person)
             filing_csv.writerow(filing)
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    """A bundle person with a long-term filing to a city, who may be treated in that city's
+    open hospital for any kind of visit."""
+
+    psn_no: str
+    certno: str
+    name: str
+    insutype: str
+    hospital: str
+
+
+def long_term_patients(bundle: Path) -> list[DemoPatient]:
+    """The written bundle's persons whose long-term filing names a city, in file order."""
+    with (bundle / "persons.csv").open(encoding="utf-8") as handle:
+        persons = {row["psn_no"]: row for row in csv.DictReader(handle)}
+    found = []
+    with (bundle / "filings.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            dest = row["dest_admdvs"]
+            if row["category"] in LONG_TERM_CATEGORIES and not dest.endswith("0000"):
+                person = persons[row["psn_no"]]
+                found.append(
+                    DemoPatient(
+                        person["psn_no"],
+                        person["certno"],
+                        person["psn_name"],
+                        person["insutype"],
+                        open_hospital(dest),
+                    )
+                )
+    return found
 
 
 # --- the bundle -----------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 
 from services.bundle_loader import load_bundle
 from services.common.mesh import Mesh
-from services.demo.bundle import write_demo_bundle
-from services.loadgen import echo_chain, patients, run_bench
+from services.demo.bundle import long_term_patients, write_demo_bundle
+from services.loadgen import echo_chain, run_bench
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -19,7 +19,7 @@ async def test_the_load_generator_settles_visits_without_errors(
 ) -> None:
     bundle = write_demo_bundle(tmp_path / "bundle", persons=60)
     assert (await load_bundle(bundle, mesh.config.endpoints())).ok
-    assert patients(bundle)
+    assert long_term_patients(bundle)
     tally = await run_bench(
         mesh.config.endpoints(),
         bundle,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,25 +18,13 @@ from medsettle.settlement.v1 import (
 from services.bundle_loader import load_bundle
 from services.common.mesh import Mesh
 from services.common.values import date_to_proto, money, today_in_china
-from services.demo.bundle import write_demo_bundle
+from services.demo.bundle import long_term_patients, write_demo_bundle
 
 if TYPE_CHECKING:
     Stub = settlement_service_pb2_grpc.SettlementServiceAsyncStub
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 GATEWAY = (("x-medsettle-caller", "gateway"),)
-LONG_TERM = ("retired_relocated", "long_term_resident", "stationed_worker")
-
-
-def long_term_patient(bundle: Path) -> tuple[str, str]:
-    """(certno, hospital) of a demo person with a long-term filing to a city."""
-    with (bundle / "persons.csv").open(encoding="utf-8") as handle:
-        certno = {row["psn_no"]: row["certno"] for row in csv.DictReader(handle)}
-    with (bundle / "filings.csv").open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["category"] in LONG_TERM and not row["dest_admdvs"].endswith("0000"):
-                return certno[row["psn_no"]], f"H{row['dest_admdvs']}00001"
-    raise AssertionError("the demo bundle has no long-term filer")
 
 
 def ledger(mesh: Mesh) -> list[tuple[str, int, int]]:
@@ -56,7 +43,8 @@ async def test_admit_upload_presettle_settle_cancel_settle_reaches_the_ledger(
     bundle = write_demo_bundle(tmp_path / "bundle", persons=60)
     report = await load_bundle(bundle, mesh.config.endpoints())
     assert report.ok, [f.line() for f in report.files]
-    certno, hospital = long_term_patient(bundle)
+    patient = long_term_patients(bundle)[0]
+    certno, hospital = patient.certno, patient.hospital
     async with grpc.aio.insecure_channel(mesh.config.endpoints()["settlement"]) as channel:
         stub: Stub = settlement_service_pb2_grpc.SettlementServiceStub(channel)
         visit = await stub.AdmitVisit(

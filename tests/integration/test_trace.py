@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,7 +39,7 @@ from services.common.channels import make_channel
 from services.common.runtime import Storage, open_storage
 from services.common.server import Registrar, start_server
 from services.common.tracing import make_tracer_provider
-from services.demo.bundle import write_demo_bundle
+from services.demo.bundle import long_term_patients, write_demo_bundle
 from services.filing import server as filing_server
 from services.filing.config import FilingSettings
 from services.identity import server as identity_server
@@ -53,7 +51,6 @@ from services.settlement.upstreams import Upstreams as SettlementUpstreams
 from tests.conftest import free_port_block
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-LONG_TERM = ("retired_relocated", "long_term_resident", "stationed_worker")
 
 
 @dataclass
@@ -65,18 +62,6 @@ class Traced:
     certno: str
     name: str
     gateway_database: str
-
-
-def _long_term_patient(bundle: Path) -> tuple[str, str, str]:
-    """(certno, name, hospital) of a demo person with a long-term filing to a city."""
-    with (bundle / "persons.csv").open(encoding="utf-8") as handle:
-        people = {r["psn_no"]: (r["certno"], r["psn_name"]) for r in csv.DictReader(handle)}
-    with (bundle / "filings.csv").open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row["category"] in LONG_TERM and not row["dest_admdvs"].endswith("0000"):
-                certno, name = people[row["psn_no"]]
-                return certno, name, f"H{row['dest_admdvs']}00001"
-    raise AssertionError("the demo bundle has no long-term filer")
 
 
 async def _serve(
@@ -156,7 +141,8 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
         bundle = write_demo_bundle(root / "bundle", persons=40)
         report = await load_bundle(bundle, targets)
         assert report.ok, [f.line() for f in report.files]
-        certno, name, hospital = _long_term_patient(bundle)
+        patient = long_term_patients(bundle)[0]
+        certno, name, hospital = patient.certno, patient.name, patient.hospital
         gateway_settings = GatewaySettings.model_validate(
             {"data_dir": root, **{f"{name}_target": target for name, target in targets.items()}}
         )

@@ -19,6 +19,7 @@ from services.demo.bundle import (
     BIRTH_STEP,
     Scale,
     cities,
+    long_term_patients,
     write_demo_bundle,
 )
 from services.filing.bundle import read_filing_rows
@@ -108,6 +109,19 @@ def test_filings_go_to_another_province(small: Path) -> None:
     assert all(row["dest_admdvs"][:2] != home[row["psn_no"]][:2] for row in filings)
     long_term = [row for row in filings if row["category"] == "retired_relocated"]
     assert long_term and all(row["enddate"] == "" for row in long_term)
+
+
+def test_long_term_patients_are_sent_to_an_open_hospital_of_their_filing_s_city(
+    small: Path,
+) -> None:
+    institutions = {row["fixmedins_code"]: row for row in rows(small / "institutions.csv")}
+    filings = {row["psn_no"]: row for row in rows(small / "filings.csv")}
+    patients = long_term_patients(small)
+    assert patients
+    for patient in patients:
+        hospital = institutions[patient.hospital]
+        assert hospital["admdvs"] == filings[patient.psn_no]["dest_admdvs"]
+        assert (hospital["level"], hospital["open_inpatient"]) == ("3", "1")
 
 
 def test_policies_scale_down_from_the_eastern_figures_in_the_west(small: Path) -> None:
