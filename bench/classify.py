@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,18 +28,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from medsettle.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc
 
 from services.common.callers import caller_metadata
+from services.common.ports import free_port_block
 from services.common.values import date_to_proto, money
 
 POSTGRES = os.environ.get("MEDSETTLE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("MEDSETTLE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[1]
 INSTITUTION = "H11010500001"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start(port: int, database: str, cache: bool) -> subprocess.Popen[bytes]:
@@ -149,7 +143,8 @@ async def main(items: int, calls: int, concurrency: int) -> None:
     admin = await asyncpg.connect(f"{POSTGRES}/postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')
     database = f"{POSTGRES.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
-    cached_port, direct_port = _free_port(), _free_port()
+    cached_port = free_port_block(2)
+    direct_port = cached_port + 1
     processes = [_start(cached_port, database, True)]
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{cached_port}") as cached_channel:

@@ -9,7 +9,6 @@ bundle, loads it twice (the second load must change nothing) and prints the time
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -17,28 +16,15 @@ from pathlib import Path
 import uvloop
 
 from services.bundle_loader import load_bundle
-from services.common.mesh import SERVICES, Mesh, MeshConfig, drop_databases
+from services.common.mesh import Mesh, MeshConfig, drop_databases
 from services.demo.bundle import write_demo_bundle
-
-
-def _free_base_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1]) // 10 * 10 % 50000 + 10000
 
 
 async def main(persons: int, postgres_url: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        base = _free_base_port()
-        config = MeshConfig(
-            data_dir=data_dir,
-            base_port=base,
-            gateway_port=base + len(SERVICES),
-            postgres_url=postgres_url,
-            database_prefix=f"medsettle_bench_{base}",
-            log_to_files=True,
-        )
+        config = MeshConfig.on_free_ports(data_dir, postgres_url=postgres_url, log_to_files=True)
+        config.database_prefix = f"medsettle_bench_{config.base_port}"
         mesh = Mesh(config)
         endpoints = await mesh.start()
         try:

@@ -30,7 +30,7 @@ from medsettle.settlement.v1 import (
 )
 
 from services.bundle_loader import load_bundle
-from services.common.mesh import SERVICES, Mesh, MeshConfig, drop_databases
+from services.common.mesh import Mesh, MeshConfig, drop_databases
 from services.common.values import date_to_proto, money, today_in_china
 from services.demo.bundle import write_demo_bundle
 
@@ -118,16 +118,10 @@ async def main(
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        base = 30000 + (time.time_ns() // 1000 % 2000) * 10
-        config = MeshConfig(
-            data_dir=data_dir,
-            base_port=base,
-            gateway_port=base + len(SERVICES),
-            postgres_url=postgres_url,
-            redis_url=redis_url,
-            database_prefix=f"medsettle_bench_{base}",
-            log_to_files=True,
+        config = MeshConfig.on_free_ports(
+            data_dir, postgres_url=postgres_url, redis_url=redis_url, log_to_files=True
         )
+        config.database_prefix = f"medsettle_bench_{config.base_port}"
         mesh = Mesh(config)
         endpoints = await mesh.start()
         try:

@@ -15,7 +15,6 @@ import datetime as dt
 import itertools
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from gateway.credentials import issue_credentials
 from gateway.his_client import His
+from services.common.ports import free_port_block
 from services.common.values import SHANGHAI
 from services.demo.bundle import DemoPatient, long_term_patients
 from services.echo_chain import METHOD
@@ -198,20 +198,10 @@ async def _drive(
     progress.close()
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
-
 async def echo_chain(concurrency: int, duration_s: float, payload: int = 2048) -> list[float]:
     """Latencies (seconds) of calls through a 4-process gRPC echo chain."""
-    ports = _free_ports(4)
+    base = free_port_block(4)
+    ports = list(range(base, base + 4))
     processes = []
     for index, port in enumerate(ports):
         next_hop = f"127.0.0.1:{ports[index + 1]}" if index + 1 < len(ports) else ""

@@ -8,7 +8,6 @@ them for real. Each test gets its own database (created and dropped) and its own
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -83,26 +82,3 @@ def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvi
     provider = make_tracer_provider("test", span_exporter)
     yield provider
     provider.shutdown()
-
-
-def free_port_block(count: int, host: str = "127.0.0.1") -> int:
-    """The first of `count` consecutive free TCP ports."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind((host, port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no block of free ports found")

@@ -15,14 +15,16 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import asyncpg
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.ports import free_port_block
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +57,18 @@ class MeshConfig:
     """Send each child's output to data_dir/logs/<name>.log instead of this process's stdout."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """More variables for every child (tests use it for short timeouts, OTLP endpoints, ...)."""
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path, **settings: Any) -> MeshConfig:
+        """A config whose gRPC, gateway and metrics ports are one block, all free when chosen."""
+        base = free_port_block(2 * len(SERVICES) + 1)
+        ports = cls(
+            data_dir=data_dir,
+            base_port=base,
+            gateway_port=base + len(SERVICES),
+            metrics_base_port=base + len(SERVICES) + 1,
+        )
+        return replace(ports, **settings)
 
     def service_port(self, name: str) -> int:
         """The gRPC port of one service."""

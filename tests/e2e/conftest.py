@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from services.common.mesh import SERVICES, Mesh, MeshConfig
-from tests.conftest import free_port_block
+from services.common.mesh import Mesh, MeshConfig
 
 
-def mesh_config(data_dir: Path, **overrides: object) -> MeshConfig:
+def mesh_config(data_dir: Path, **settings: object) -> MeshConfig:
     """A config on free ports with the children's logs in data_dir/logs."""
-    # gRPC ports, the gateway's, then the metrics ports: one block, all free when chosen.
-    base = free_port_block(2 * len(SERVICES) + 1)
-    config = MeshConfig(
-        data_dir=data_dir,
-        base_port=base,
-        gateway_port=base + len(SERVICES),
-        metrics_base_port=base + len(SERVICES) + 1,
-        log_to_files=True,
-    )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
+    return MeshConfig.on_free_ports(data_dir, log_to_files=True, **settings)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -36,6 +36,7 @@ from services.catalogue.config import CatalogueSettings
 from services.clearing import server as clearing_server
 from services.clearing.config import ClearingSettings
 from services.common.channels import make_channel
+from services.common.ports import free_port_block
 from services.common.runtime import Storage, open_storage
 from services.common.server import Registrar, start_server
 from services.common.tracing import make_tracer_provider
@@ -48,7 +49,6 @@ from services.settlement import server as settlement_server
 from services.settlement.config import SettlementSettings
 from services.settlement.outbox import OutboxRelay, clearing_delivery
 from services.settlement.upstreams import Upstreams as SettlementUpstreams
-from tests.conftest import free_port_block
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
