@@ -27,17 +27,9 @@ from gateway.envelope import yuan
 from gateway.national import local_time
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
 from services.common.callers import caller_metadata
+from services.common.categories import FILING_CATEGORIES, category_name
 from services.common.values import date_to_proto, optional_date, province_of
 
-_CATEGORIES = {
-    "retired_relocated": filing_pb2.FILING_CATEGORY_RETIRED_RELOCATED,
-    "long_term_resident": filing_pb2.FILING_CATEGORY_LONG_TERM_RESIDENT,
-    "stationed_worker": filing_pb2.FILING_CATEGORY_STATIONED_WORKER,
-    "referral": filing_pb2.FILING_CATEGORY_REFERRAL,
-    "emergency": filing_pb2.FILING_CATEGORY_EMERGENCY,
-    "other_temporary": filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY,
-}
-_CATEGORY_NAMES = {value: name for name, value in _CATEGORIES.items()}
 _STATUS_NAMES = {
     filing_pb2.FILING_STATUS_ACTIVE: "active",
     filing_pb2.FILING_STATUS_REVOKED: "revoked",
@@ -85,7 +77,7 @@ def _from_refusal(refused: ServiceRefused) -> RestError:
 class FilingRequest(BaseModel):
     """A person's own filing (备案) for treatment in another province."""
 
-    category: str = Field(description="One of: " + ", ".join(_CATEGORIES))
+    category: str = Field(description="One of: " + ", ".join(FILING_CATEGORIES))
     dest_admdvs: str = Field(
         pattern=r"^\d{6}$", description="Destination city code, or province code (xx0000)"
     )
@@ -157,7 +149,7 @@ def _filing_out(filing: filing_pb2.Filing) -> FilingOut:
     assert begin is not None
     return FilingOut(
         filing_id=filing.filing_id,
-        category=_CATEGORY_NAMES.get(filing.category, "unspecified"),
+        category=category_name(filing.category),
         insuplc_admdvs=filing.insuplc_admdvs,
         dest_admdvs=filing.dest_admdvs,
         begin_date=begin,
@@ -248,16 +240,18 @@ def router() -> APIRouter:
         try:
             if not idempotency_key:
                 raise RestError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header")
-            if body.category not in _CATEGORIES:
+            if body.category not in FILING_CATEGORIES:
                 raise RestError(
-                    400, "CATEGORY_INVALID", f"category must be one of {', '.join(_CATEGORIES)}"
+                    400,
+                    "CATEGORY_INVALID",
+                    f"category must be one of {', '.join(FILING_CATEGORIES)}",
                 )
             verified = await _person(upstreams, authorization)
             area = verified.insured_area.admdvs
             create = filing_service_pb2.CreateFilingRequest(
                 request_id=_filing_request_id(verified.person.psn_no, idempotency_key),
                 psn_no=verified.person.psn_no,
-                category=_CATEGORIES[body.category],
+                category=FILING_CATEGORIES[body.category],
                 insuplc_admdvs=area,
                 dest_admdvs=body.dest_admdvs,
                 channel=filing_pb2.FILING_CHANNEL_APP,

@@ -10,21 +10,13 @@ from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_p
 from services.common import bundle
 from services.common.bundle import BundleInvalid, Column, Problem, Row
 from services.common.callers import caller_metadata
+from services.common.categories import FILING_CATEGORIES
 from services.common.fingerprint import fingerprint
 from services.common.values import date_to_proto
 
-CATEGORIES = {
-    "retired_relocated": filing_pb2.FILING_CATEGORY_RETIRED_RELOCATED,
-    "long_term_resident": filing_pb2.FILING_CATEGORY_LONG_TERM_RESIDENT,
-    "stationed_worker": filing_pb2.FILING_CATEGORY_STATIONED_WORKER,
-    "referral": filing_pb2.FILING_CATEGORY_REFERRAL,
-    "emergency": filing_pb2.FILING_CATEGORY_EMERGENCY,
-    "other_temporary": filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY,
-}
-
 FILING_COLUMNS = {
     "psn_no": Column(bundle.text(30)),
-    "category": Column(bundle.choice(*CATEGORIES)),
+    "category": Column(bundle.choice(*FILING_CATEGORIES)),
     "dest_admdvs": Column(bundle.area),
     "begndate": Column(bundle.date),
     "enddate": Column(bundle.date, required=False),
@@ -53,7 +45,7 @@ def filing_requests(
             continue
         request = filing_service_pb2.CreateFilingRequest(
             psn_no=values["psn_no"],
-            category=CATEGORIES[values["category"]],
+            category=FILING_CATEGORIES[values["category"]],
             insuplc_admdvs=area,
             dest_admdvs=values["dest_admdvs"],
             begin_date=date_to_proto(values["begndate"]),

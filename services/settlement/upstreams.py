@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import grpc
 from medsettle.catalogue.v1 import catalogue_service_pb2, catalogue_service_pb2_grpc
-from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
+from medsettle.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
 from opentelemetry.trace import Tracer
 
 from services.common.callers import caller_metadata
+from services.common.categories import category_name
 from services.common.channels import make_channels
 from services.common.errors import passed_on
 from services.common.values import date_to_proto
@@ -146,8 +147,7 @@ class Upstreams:
             if error.code() is grpc.StatusCode.NOT_FOUND:
                 return None
             raise passed_on(error, "filing") from None
-        name = filing_pb2.FilingCategory.Name(reply.category)
-        return EffectiveFiling(reply.filing_id, name.removeprefix("FILING_CATEGORY_").lower())
+        return EffectiveFiling(reply.filing_id, category_name(reply.category))
 
     async def classify(
         self,
