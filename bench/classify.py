@@ -171,7 +171,9 @@ async def main(items: int, calls: int, concurrency: int) -> None:
             async def upload() -> AsyncIterator[catalogue_service_pb2.UpsertCatalogueRequest]:
                 for start in range(0, len(catalogue), 1000):
                     yield catalogue_service_pb2.UpsertCatalogueRequest(
-                        prov_admdvs="110000", items=catalogue[start : start + 1000]
+                        prov_admdvs="110000",
+                        items=catalogue[start : start + 1000],
+                        last=start + 1000 >= len(catalogue),
                     )
 
             version = await cached.UpsertCatalogue(

@@ -1,10 +1,12 @@
 """`medsettle load`: send a bundle directory through the services' provincial gRPC APIs.
 
 Files load in bundle-format order (regions, institutions, catalogue, policies, persons, filings).
-Each file is parsed and checked whole before anything is sent and is sent in one transaction, so
-a file loads whole or not at all; a file with problems is reported (file, line, column) and the
-others still load. Loading the same bundle twice changes nothing. The loader acts as the national
-platform, which may write every province's data.
+Each file is sent in one transaction, so a file loads whole or not at all; a file with problems
+is reported (file, line, column) and the others still load. Small files are checked whole before
+anything is sent; persons and filings (1.6 million rows each nationally) are sent as they are
+read, and at the first problem their upload is left unfinished, which the service rolls back.
+Loading the same bundle twice changes nothing. The loader acts as the national platform, which
+may write every province's data.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from medsettle.settlement.v1 import settlement_service_pb2_grpc
 from tqdm import tqdm
 
 from services.catalogue import bundle as catalogue_bundle
-from services.common.bundle import BundleInvalid
+from services.common.bundle import BundleInvalid, count_lines
 from services.filing import bundle as filing_bundle
 from services.identity import bundle as identity_bundle
 from services.settlement import bundle as settlement_bundle
@@ -150,10 +152,10 @@ class BundleLoader:
         return {"written": reply.written_count, "unchanged": reply.unchanged_count}
 
     async def _persons(self, path: Path) -> dict[str, int]:
-        persons = identity_bundle.read_persons(path)
-        with _bar(len(persons), path.name) as bar:
-            reply = await identity_bundle.load_persons(self._identity, persons, bar.update)
-        self._insured_area.update({p.psn_no: p.insurances[0].insuplc_admdvs for p in persons})
+        read: dict[str, str] = {}
+        with _bar(count_lines(path) - 1, path.name) as bar:
+            reply = await identity_bundle.load_persons(self._identity, path, read, bar.update)
+        self._insured_area.update(read)  # only persons that loaded: filings of others are refused
         return {
             "inserted": reply.inserted_count,
             "updated": reply.updated_count,
@@ -161,23 +163,22 @@ class BundleLoader:
         }
 
     async def _filings(self, path: Path) -> dict[str, int]:
-        rows = filing_bundle.read_filing_rows(path)
-        await self._learn_insured_areas({row.values["psn_no"] for row in rows})
-        requests = filing_bundle.filing_requests(path.name, rows, self._insured_area)
-        with _bar(len(requests), path.name) as bar:
-            reply = await filing_bundle.load_filings(self._filing, requests, bar.update)
+        with _bar(count_lines(path) - 1, path.name) as bar:
+            reply = await filing_bundle.load_filings(
+                self._filing, path, self._insured_area, self._learn_insured_areas, bar.update
+            )
         return {"created": reply.created_count, "unchanged": reply.unchanged_count}
 
     async def _learn_insured_areas(self, psn_nos: set[str]) -> None:
         """Ask identity for the insured area of persons not in this bundle's persons.csv."""
-        for psn_no in sorted(psn_nos - set(self._insured_area)):
+        for psn_no in sorted(psn_nos):
             try:
                 person = await self._identity.GetPerson(
                     identity_service_pb2.GetPersonRequest(psn_no=psn_no), timeout=10
                 )
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.NOT_FOUND:
-                    continue  # reported by filing_requests as "no such insured person"
+                    continue  # reported by filing_request as "no such insured person"
                 raise
             if person.insurances:
                 self._insured_area[psn_no] = person.insurances[0].insuplc_admdvs

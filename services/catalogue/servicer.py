@@ -38,6 +38,7 @@ from services.common.paging import (
     encode_page_token,
     page_size,
 )
+from services.common.uploads import complete_upload
 from services.common.values import (
     InvalidDate,
     date_from_proto,
@@ -147,7 +148,7 @@ class CatalogueServicer(catalogue_service_pb2_grpc.CatalogueServiceServicer):
         caller = caller_from_metadata(context.invocation_metadata())
         prov = ""
         uploaded: dict[str, StoredItem] = {}
-        async for message in request_iterator:
+        async for message in complete_upload(request_iterator):
             if len(message.items) > 1000:
                 raise InvalidArgument("at most 1,000 items per message")
             if prov and message.prov_admdvs != prov:

@@ -92,6 +92,13 @@ class ResourceExhausted(DomainError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class UploadIncomplete(DomainError):
+    """A client-streamed upload ended without its last message; nothing of it was written."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = "UPLOAD_INCOMPLETE"
+
+
 def error_info(error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo a failed call carried, or None when the peer sent a bare status."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]

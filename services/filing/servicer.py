@@ -19,6 +19,7 @@ from services.common.callers import Caller, caller_from_metadata
 from services.common.errors import InvalidArgument
 from services.common.fingerprint import request_fingerprint
 from services.common.paging import decode_page_token, encode_page_token, page_size
+from services.common.uploads import complete_upload
 from services.common.values import (
     SHANGHAI,
     date_from_proto,
@@ -111,15 +112,15 @@ class _Batch:
         self.now = dt.datetime.now(dt.UTC)
         self.by_request: dict[str, tuple[FilingRecord, str]] = {}
         self.active: dict[str, FilingRecord] = {}
-        self._start = self._cursor = last_cursor
+        self._start = self.cursor = last_cursor
         self._new: dict[str, tuple[FilingRecord, str, str]] = {}
         self._ended: list[FilingRecord] = []
         self._changes: list[tuple[int, str, int, bytes]] = []
 
     def reserve_cursor(self) -> int:
         """The next number of the sequence (change-log cursors and filing ids share it)."""
-        self._cursor += 1
-        return self._cursor
+        self.cursor += 1
+        return self.cursor
 
     def _log(self, filing: FilingRecord, change: ChangeType) -> None:
         snapshot = filing_to_proto(filing).SerializeToString()
@@ -154,8 +155,8 @@ class _Batch:
             await repository.end(ended.filing_id, ended.status, self.now, ended.superseded_by)
         await repository.insert_many(list(self._new.values()))
         await repository.add_changes(self._changes)
-        if self._cursor != self._start:
-            await repository.set_sequence(self._cursor)
+        if self.cursor != self._start:
+            await repository.set_sequence(self.cursor)
 
 
 class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
@@ -225,13 +226,8 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
             try:
                 async with self._sessions.begin() as session:
                     repository = FilingRepository(session)
-                    batch = _Batch(await repository.lock_sequence())
-                    batch.by_request = await repository.by_request_ids(
-                        [request.request_id for request in requests if request.request_id]
-                    )
-                    batch.active = await repository.active_for_each(
-                        list({request.psn_no for request in requests})
-                    )
+                    cursor = await repository.lock_sequence()
+                    batch = await self._batch(repository, cursor, requests)
                     results = [await self._create(batch, caller, r) for r in requests]
                     await batch.flush(repository)
             except IntegrityError:
@@ -241,6 +237,22 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
             self._notifier.notify()
             return results
         raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _batch(
+        repository: FilingRepository,
+        last_cursor: int,
+        requests: list[filing_service_pb2.CreateFilingRequest],
+    ) -> _Batch:
+        """A batch that knows the requests' earlier filings and the persons' active ones."""
+        batch = _Batch(last_cursor)
+        batch.by_request = await repository.by_request_ids(
+            [request.request_id for request in requests if request.request_id]
+        )
+        batch.active = await repository.active_for_each(
+            list({request.psn_no for request in requests})
+        )
+        return batch
 
     async def CreateFiling(
         self, request: filing_service_pb2.CreateFilingRequest, context: Context
@@ -255,15 +267,27 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         context: Context,
     ) -> filing_service_pb2.ImportFilingsResponse:
         caller = caller_from_metadata(context.invocation_metadata())
-        requests: list[filing_service_pb2.CreateFilingRequest] = []
-        async for message in request_iterator:
-            if len(message.filings) > 1000:
-                raise InvalidArgument("at most 1,000 filings per message")
-            requests.extend(message.filings)
-        results = await self._write(caller, requests)
-        created = sum(1 for _, was_created in results if was_created)
+        created = unchanged = 0
+        # One transaction for the whole import, written a message at a time so memory stays at
+        # one message; a failed or cancelled import rolls back entirely. The sequence lock is
+        # held throughout, so online filing writes wait for the import.
+        async with self._sessions.begin() as session:
+            repository = FilingRepository(session)
+            cursor = await repository.lock_sequence()
+            async for message in complete_upload(request_iterator):
+                if len(message.filings) > 1000:
+                    raise InvalidArgument("at most 1,000 filings per message")
+                requests = list(message.filings)
+                batch = await self._batch(repository, cursor, requests)
+                for request in requests:
+                    _, was_created = await self._create(batch, caller, request)
+                    created += was_created
+                    unchanged += not was_created
+                await batch.flush(repository)
+                cursor = batch.cursor
+        self._notifier.notify()
         return filing_service_pb2.ImportFilingsResponse(
-            created_count=created, unchanged_count=len(results) - created
+            created_count=created, unchanged_count=unchanged
         )
 
     async def GetFiling(

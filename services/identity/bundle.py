@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
 from medsettle.type.v1 import area_pb2
 
 from services.common import bundle
-from services.common.bundle import BundleInvalid, Column, Problem
+from services.common.bundle import BundleInvalid, Column, Problem, Row
 from services.common.callers import caller_metadata
 from services.common.values import date_to_proto, money, province_of
 from services.identity import logic
@@ -60,26 +62,41 @@ def read_regions(path: Path) -> list[area_pb2.Area]:
 
 
 def read_persons(path: Path) -> list[identity_pb2.Person]:
-    """The persons of persons.csv: one row per insurance record, rows of a person agreeing."""
-    rows = bundle.read_csv(path, PERSON_COLUMNS)
-    persons: dict[str, identity_pb2.Person] = {}
-    first_line: dict[str, int] = {}
+    """Every person of persons.csv; raises BundleInvalid listing the problems."""
     problems: list[Problem] = []
-    for row in rows:
+    persons = list(iter_persons(path, problems, {}))
+    if problems:
+        raise BundleInvalid(problems[: bundle.MAX_REPORTED])
+    return persons
+
+
+def iter_persons(
+    path: Path, problems: list[Problem], insured_area: dict[str, str]
+) -> Iterator[identity_pb2.Person]:
+    """The persons of persons.csv in file order, read one at a time.
+
+    A person has one row per insurance record; those rows must be consecutive and agree on the
+    person's own fields. `insured_area` is filled with psn_no -> insured pooling area for every
+    person read (also used to find a person whose rows are not consecutive). Problems are
+    appended to `problems`; a person with a problem is left out.
+    """
+    person: identity_pb2.Person | None = None
+    first_line = 0
+    found = 0
+    for row in bundle.iter_csv(path, PERSON_COLUMNS, problems):
         values = row.values
         psn_no = values["psn_no"]
-        person = persons.get(psn_no)
-        if person is None:
-            person = persons[psn_no] = identity_pb2.Person(
-                psn_no=psn_no,
-                psn_cert_type="01",
-                certno=values["certno"].upper(),
-                psn_name=values["psn_name"],
-                gend=values["gend"],
-                brdy=date_to_proto(values["brdy"]),
-                naty="01",
-            )
-            first_line[psn_no] = row.line
+        if person is None or psn_no != person.psn_no:
+            if person is not None:
+                yield from _checked(path.name, person, first_line, problems, found)
+            if psn_no in insured_area:
+                problems.append(
+                    Problem(path.name, row.line, "psn_no", "a person's rows must be consecutive")
+                )
+            # One string per pooling area, not per person: the map holds millions of persons.
+            insured_area[psn_no] = sys.intern(values["insuplc_admdvs"])
+            person = _new_person(values)
+            first_line, found = row.line, len(problems)
         else:
             again = (
                 values["certno"].upper(),
@@ -90,38 +107,66 @@ def read_persons(path: Path) -> list[identity_pb2.Person]:
             for field, value in zip(_PERSON_FIELDS, again, strict=True):
                 if getattr(person, field) != value:
                     problems.append(
-                        Problem(
-                            path.name, row.line, field, f"differs from line {first_line[psn_no]}"
-                        )
+                        Problem(path.name, row.line, field, f"differs from line {first_line}")
                     )
-        person.insurances.append(
-            identity_pb2.Insurance(
-                insutype=values["insutype"],
-                psn_type=values["psn_type"],
-                status=int(values["psn_insu_stas"]),  # type: ignore[arg-type]
-                insuplc_admdvs=values["insuplc_admdvs"],
-                balc=money(values["balc"] or 0),
-                idet_types=values["idet_types"] or (),
+        _add_row(path.name, row, person, problems)
+    if person is not None:
+        yield from _checked(path.name, person, first_line, problems, found)
+
+
+def _new_person(values: dict[str, Any]) -> identity_pb2.Person:
+    return identity_pb2.Person(
+        psn_no=values["psn_no"],
+        psn_cert_type="01",
+        certno=values["certno"].upper(),
+        psn_name=values["psn_name"],
+        gend=values["gend"],
+        brdy=date_to_proto(values["brdy"]),
+        naty="01",
+    )
+
+
+def _add_row(
+    file_name: str, row: Row, person: identity_pb2.Person, problems: list[Problem]
+) -> None:
+    """Add a row's insurance record and card to its person."""
+    values = row.values
+    person.insurances.append(
+        identity_pb2.Insurance(
+            insutype=values["insutype"],
+            psn_type=values["psn_type"],
+            status=int(values["psn_insu_stas"]),  # type: ignore[arg-type]
+            insuplc_admdvs=values["insuplc_admdvs"],
+            balc=money(values["balc"] or 0),
+            idet_types=values["idet_types"] or (),
+        )
+    )
+    if values["card_no"] and all(card.card_no != values["card_no"] for card in person.cards):
+        if not values["card_sn"]:
+            problems.append(Problem(file_name, row.line, "card_sn", "needed with card_no"))
+        person.cards.append(
+            identity_pb2.Card(
+                card_no=values["card_no"],
+                card_sn=values["card_sn"] or "",
+                status=_CARD_STATUS[values["card_status"] or "normal"],
             )
         )
-        if values["card_no"] and all(card.card_no != values["card_no"] for card in person.cards):
-            if not values["card_sn"]:
-                problems.append(Problem(path.name, row.line, "card_sn", "needed with card_no"))
-            person.cards.append(
-                identity_pb2.Card(
-                    card_no=values["card_no"],
-                    card_sn=values["card_sn"] or "",
-                    status=_CARD_STATUS[values["card_status"] or "normal"],
-                )
-            )
-    for psn_no, person in persons.items():
-        try:
-            logic.validate_person(person_from_proto(person))
-        except PersonRecordInvalid as error:
-            problems.append(Problem(path.name, first_line[psn_no], "", error.message))
-    if problems:
-        raise BundleInvalid(problems[: bundle.MAX_REPORTED])
-    return list(persons.values())
+
+
+def _checked(
+    file_name: str,
+    person: identity_pb2.Person,
+    first_line: int,
+    problems: list[Problem],
+    found_before: int,
+) -> Iterator[identity_pb2.Person]:
+    """The person, once its rows are all read, if neither they nor the record have problems."""
+    try:
+        logic.validate_person(person_from_proto(person))
+    except PersonRecordInvalid as error:
+        problems.append(Problem(file_name, first_line, "", error.message))
+    if len(problems) == found_before:
+        yield person
 
 
 async def load_regions(
@@ -135,12 +180,19 @@ async def load_regions(
 
 async def load_persons(
     stub: identity_service_pb2_grpc.IdentityServiceAsyncStub,
-    persons: list[identity_pb2.Person],
+    path: Path,
+    insured_area: dict[str, str],
     progress: Callable[[int], object],
 ) -> identity_service_pb2.UpsertPersonsResponse:
-    """Stream every person in one UpsertPersons call (one transaction)."""
+    """Stream persons.csv into one UpsertPersons call (one transaction) while reading it.
 
-    messages = bundle.stream_in_chunks(
-        persons, lambda chunk: identity_service_pb2.UpsertPersonsRequest(persons=chunk), progress
-    )
-    return await stub.UpsertPersons(messages, metadata=caller_metadata("national"), timeout=600)
+    Fills insured_area (see iter_persons). Raises BundleInvalid, with nothing loaded, when the
+    file has problems.
+    """
+    problems: list[Problem] = []
+
+    async def messages() -> AsyncIterator[tuple[identity_service_pb2.UpsertPersonsRequest, int]]:
+        for chunk in bundle.chunked(iter_persons(path, problems, insured_area)):
+            yield identity_service_pb2.UpsertPersonsRequest(persons=chunk), len(chunk)
+
+    return await bundle.send_while_reading(stub.UpsertPersons, path, messages(), problems, progress)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.callers import Caller, caller_from_metadata
 from services.common.errors import InvalidArgument, PermissionDenied
+from services.common.uploads import complete_upload
 from services.common.values import date_from_proto, date_to_proto, money, province_of, timestamp
 from services.identity import logic
 from services.identity.errors import (
@@ -245,59 +246,66 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         context: Context,
     ) -> identity_service_pb2.UpsertPersonsResponse:
         caller = caller_from_metadata(context.invocation_metadata())
-        uploaded: dict[str, PersonRecord] = {}
-        async for message in request_iterator:
-            if len(message.persons) > 1000:
-                raise InvalidArgument("at most 1,000 persons per message")
-            for item in message.persons:
-                person = person_from_proto(item)
-                logic.validate_person(person)
-                for row in person.insurances:
-                    caller.require_owns(row.insuplc_admdvs, f"person {person.psn_no}")
-                if person.psn_no in uploaded:
-                    raise PersonRecordInvalid(
-                        f"person {person.psn_no} appears twice", psnNo=person.psn_no
-                    )
-                uploaded[person.psn_no] = person
-        counts = await self._store_persons(caller, uploaded)
+        counts = [0, 0, 0]
+        # Each message is written as it arrives, inside one transaction for the whole upload:
+        # memory stays at one message, and a failed or cancelled upload rolls back entirely.
+        uploaded: set[str] = set()
+        async with self._sessions.begin() as session:
+            repository = IdentityRepository(session)
+            async for message in complete_upload(request_iterator):
+                if len(message.persons) > 1000:
+                    raise InvalidArgument("at most 1,000 persons per message")
+                persons: dict[str, PersonRecord] = {}
+                for item in message.persons:
+                    person = person_from_proto(item)
+                    logic.validate_person(person)
+                    for row in person.insurances:
+                        caller.require_owns(row.insuplc_admdvs, f"person {person.psn_no}")
+                    if person.psn_no in uploaded:
+                        raise PersonRecordInvalid(
+                            f"person {person.psn_no} appears twice", psnNo=person.psn_no
+                        )
+                    uploaded.add(person.psn_no)
+                    persons[person.psn_no] = person
+                written = await self._store_persons(repository, caller, persons)
+                counts = [total + more for total, more in zip(counts, written, strict=True)]
         return identity_service_pb2.UpsertPersonsResponse(
             inserted_count=counts[0], updated_count=counts[1], unchanged_count=counts[2]
         )
 
     async def _store_persons(
-        self, caller: Caller, uploaded: dict[str, PersonRecord]
+        self, repository: IdentityRepository, caller: Caller, uploaded: dict[str, PersonRecord]
     ) -> tuple[int, int, int]:
-        async with self._sessions.begin() as session:
-            repository = IdentityRepository(session)
-            existing = await repository.persons(list(uploaded))
-            for person in existing.values():
-                for row in person.insurances:
-                    caller.require_owns(row.insuplc_admdvs, f"person {person.psn_no}")
-            certno_owners = await repository.psn_nos_by_certno(
-                [person.certno for person in uploaded.values()]
-            )
-            card_owners = await repository.card_owners(
-                [card.card_no for person in uploaded.values() for card in person.cards]
-            )
-            seen_certnos: dict[str, str] = {}
-            for person in uploaded.values():
-                other = certno_owners.get(person.certno, person.psn_no)
-                if (
-                    other != person.psn_no
-                    or seen_certnos.setdefault(person.certno, person.psn_no) != person.psn_no
-                ):
+        """Write persons in the caller's transaction: (inserted, updated, unchanged)."""
+        existing = await repository.persons(list(uploaded))
+        for person in existing.values():
+            for row in person.insurances:
+                caller.require_owns(row.insuplc_admdvs, f"person {person.psn_no}")
+        certno_owners = await repository.psn_nos_by_certno(
+            [person.certno for person in uploaded.values()]
+        )
+        card_owners = await repository.card_owners(
+            [card.card_no for person in uploaded.values() for card in person.cards]
+        )
+        seen_certnos: dict[str, str] = {}
+        for person in uploaded.values():
+            other = certno_owners.get(person.certno, person.psn_no)
+            if (
+                other != person.psn_no
+                or seen_certnos.setdefault(person.certno, person.psn_no) != person.psn_no
+            ):
+                raise PersonRecordInvalid(
+                    f"person {person.psn_no}: the ID number is registered to another person",
+                    psnNo=person.psn_no,
+                )
+            for card in person.cards:
+                if card_owners.get(card.card_no, person.psn_no) != person.psn_no:
                     raise PersonRecordInvalid(
-                        f"person {person.psn_no}: the ID number is registered to another person",
+                        f"person {person.psn_no}: card {card.card_no} is someone else's",
                         psnNo=person.psn_no,
                     )
-                for card in person.cards:
-                    if card_owners.get(card.card_no, person.psn_no) != person.psn_no:
-                        raise PersonRecordInvalid(
-                            f"person {person.psn_no}: card {card.card_no} is someone else's",
-                            psnNo=person.psn_no,
-                        )
-            changed = [p for p in uploaded.values() if existing.get(p.psn_no) != p]
-            await repository.replace_persons(changed)
+        changed = [p for p in uploaded.values() if existing.get(p.psn_no) != p]
+        await repository.replace_persons(changed)
         inserted = sum(1 for p in changed if p.psn_no not in existing)
         return inserted, len(changed) - inserted, len(uploaded) - len(changed)
 

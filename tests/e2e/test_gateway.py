@@ -76,7 +76,9 @@ async def world(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
 
         async def upload() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
-            yield identity_service_pb2.UpsertPersonsRequest(persons=list(people.values()))
+            yield identity_service_pb2.UpsertPersonsRequest(
+                persons=list(people.values()), last=True
+            )
 
         await identity.UpsertPersons(upload(), metadata=national())
         voucher = await identity.IssueVoucher(
@@ -588,7 +590,7 @@ async def test_an_emergency_admission_needs_no_filing_with_er_flag_as_a_string(
         identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
 
         async def upload() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
-            yield identity_service_pb2.UpsertPersonsRequest(persons=[unfiled])
+            yield identity_service_pb2.UpsertPersonsRequest(persons=[unfiled], last=True)
 
         await identity.UpsertPersons(upload(), metadata=national())
     admission: dict[str, Any] = {
@@ -926,7 +928,7 @@ async def _new_person_with_voucher(world: World, psn_no: str, serial: int) -> st
         identity = identity_service_pb2_grpc.IdentityServiceStub(channel)
 
         async def upload() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
-            yield identity_service_pb2.UpsertPersonsRequest(persons=[someone])
+            yield identity_service_pb2.UpsertPersonsRequest(persons=[someone], last=True)
 
         await identity.UpsertPersons(upload(), metadata=national())
         voucher = await identity.IssueVoucher(

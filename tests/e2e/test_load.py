@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from medsettle.identity.v1 import identity_service_pb2, identity_service_pb2_grp
 
 from services.common.mesh import Mesh
 from services.demo.bundle import write_demo_bundle
+from tests.bundle_files import cell, set_cell
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,12 +60,10 @@ async def test_a_file_with_one_bad_row_loads_nothing_and_names_the_cell(
 ) -> None:
     bundle_dir = write_demo_bundle(tmp_path / "bundle", persons=30, seed=99, psn_prefix="Q")
     persons_file = bundle_dir / "persons.csv"
-    with persons_file.open(encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    rows[5][rows[0].index("certno")] = rows[5][rows[0].index("certno")][:-1] + "0"
-    rows[9][rows[0].index("insutype")] = "311"
-    with persons_file.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(rows)
+    certno = cell(persons_file, 6, "certno")
+    set_cell(persons_file, 6, "certno", certno[:-1] + ("1" if certno[-1] == "0" else "0"))
+    set_cell(persons_file, 10, "insutype", "311")
+    first_psn_no = cell(persons_file, 2, "psn_no")
     result = run_load(bundle_dir, mesh)
     assert result.returncode == 1
     assert "persons.csv: NOT LOADED" in result.stdout
@@ -74,14 +72,14 @@ async def test_a_file_with_one_bad_row_loads_nothing_and_names_the_cell(
     async with grpc.aio.insecure_channel(endpoints["identity"]) as channel:
         stub = identity_service_pb2_grpc.IdentityServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await stub.GetPerson(identity_service_pb2.GetPersonRequest(psn_no=rows[1][0]))
+            await stub.GetPerson(identity_service_pb2.GetPersonRequest(psn_no=first_psn_no))
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
     # The persons are unknown, so filings.csv is refused too, row by row.
     assert "filings.csv: NOT LOADED" in result.stdout
     assert "psn_no: no such insured person" in result.stdout
     async with grpc.aio.insecure_channel(endpoints["filing"]) as channel:
         listed = await filing_service_pb2_grpc.FilingServiceStub(channel).ListFilings(
-            filing_service_pb2.ListFilingsRequest(psn_no=rows[1][0])
+            filing_service_pb2.ListFilingsRequest(psn_no=first_psn_no)
         )
     assert list(listed.filings) == []
 

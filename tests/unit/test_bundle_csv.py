@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
 from services.common import bundle
-from services.common.bundle import BundleInvalid, Column
+from services.common.bundle import BundleInvalid, Column, Problem
+from services.demo.bundle import write_demo_bundle
+from services.identity.bundle import iter_persons, read_persons
+from tests.bundle_files import set_cell
 
 pytestmark = pytest.mark.unit
 
@@ -59,3 +63,40 @@ def test_amounts_become_exact_fen() -> None:
     assert bundle.amount_fen("0.01") == 1
     assert bundle.amount_fen("31.77") == 3177
     assert bundle.amount_fen("300000") == 30_000_000
+
+
+def test_a_persons_rows_must_be_consecutive_and_agree(tmp_path: Path) -> None:
+    persons_file = write_demo_bundle(tmp_path / "bundle", persons=3, seed=1) / "persons.csv"
+    with persons_file.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    second_record = dict(zip(header, rows[1], strict=True))
+    resident = second_record["insutype"] == "310"
+    second_record.update(
+        insutype="390" if resident else "310",
+        psn_type="resident" if resident else "employed",
+        balc="" if resident else "0.00",
+        card_no="",
+        card_sn="",
+        card_status="",
+    )
+    rows[2:2] = [[second_record[column] for column in header]]  # line 3: the first person again
+    with persons_file.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([*rows, rows[1]])  # line 6: and once more, out of place
+    problems: list[Problem] = []
+    insured_area: dict[str, str] = {}
+    persons = list(iter_persons(persons_file, problems, insured_area))
+    assert [str(problem) for problem in problems] == [
+        "persons.csv:6: psn_no: a person's rows must be consecutive"
+    ]
+    assert len(persons[0].insurances) == 2
+    assert len(insured_area) == 3
+    set_cell(persons_file, 3, "psn_name", "另一个")
+    with pytest.raises(BundleInvalid) as raised:
+        read_persons(persons_file)
+    assert str(raised.value.problems[0]) == "persons.csv:3: psn_name: differs from line 2"
+
+
+def test_chunks_hold_a_thousand_items_and_an_empty_input_gives_one_empty_chunk() -> None:
+    assert [len(chunk) for chunk in bundle.chunked(range(2_001))] == [1_000, 1_000, 1]
+    assert list(bundle.chunked([])) == [[]]

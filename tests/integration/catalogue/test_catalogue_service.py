@@ -113,7 +113,7 @@ async def upload(
     stub: Stub, items: list[catalogue_pb2.CatalogueItem], prov: str = "110000"
 ) -> catalogue_pb2.CatalogueVersion:
     async def messages() -> AsyncIterator[catalogue_service_pb2.UpsertCatalogueRequest]:
-        yield catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs=prov, items=items)
+        yield catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs=prov, items=items, last=True)
 
     return await stub.UpsertCatalogue(messages(), metadata=province(prov))
 
@@ -312,7 +312,9 @@ async def test_writes_are_refused_outside_the_callers_province(catalogue: Catalo
     stub = catalogue.stub
 
     async def messages() -> AsyncIterator[catalogue_service_pb2.UpsertCatalogueRequest]:
-        yield catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs="120000", items=ITEMS)
+        yield catalogue_service_pb2.UpsertCatalogueRequest(
+            prov_admdvs="120000", items=ITEMS, last=True
+        )
 
     assert (await refusal(stub.UpsertCatalogue(messages(), metadata=BEIJING)))[
         1
@@ -367,3 +369,17 @@ async def test_classification_keeps_answering_when_redis_goes_away(catalogue: Ca
     )
     stats = await stub.GetCacheStats(catalogue_service_pb2.GetCacheStatsRequest())
     assert stats.redis_errors >= 1 and stats.hits > 0
+
+
+async def test_an_upload_without_its_last_message_makes_no_version(catalogue: Catalogue) -> None:
+    stub = catalogue.stub
+
+    async def unfinished() -> AsyncIterator[catalogue_service_pb2.UpsertCatalogueRequest]:
+        yield catalogue_service_pb2.UpsertCatalogueRequest(prov_admdvs="110000", items=ITEMS)
+
+    refused = stub.UpsertCatalogue(unfinished(), metadata=BEIJING)
+    assert (await refusal(refused)) == (grpc.StatusCode.ABORTED, "UPLOAD_INCOMPLETE")
+    versions = await stub.ListCatalogueVersions(
+        catalogue_service_pb2.ListCatalogueVersionsRequest(prov_admdvs="110000")
+    )
+    assert list(versions.versions) == []

@@ -13,12 +13,17 @@ import pytest
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
+from services.common.bundle import BundleInvalid
 from services.common.runtime import open_storage
 from services.common.values import date_to_proto, today_in_china
+from services.demo.bundle import write_demo_bundle
+from services.filing.bundle import load_filings
 from services.filing.config import FilingSettings
 from services.filing.logic import add_months
 from services.filing.models import Base
 from services.filing.server import MIGRATIONS_DIR, build_servicer, registrar
+from services.identity.bundle import iter_persons
+from tests.bundle_files import cell, set_cell
 from tests.harness import province, refusal, serving
 
 if TYPE_CHECKING:
@@ -283,7 +288,7 @@ async def test_watch_resumes_after_a_disconnect_without_gaps_or_duplicates(filin
 
 async def test_import_applies_a_batch_once(filing: Stub) -> None:
     batch = filing_service_pb2.ImportFilingsRequest(
-        filings=[create(f"P{i}", request_id=f"bundle:{i}") for i in range(5)]
+        filings=[create(f"P{i}", request_id=f"bundle:{i}") for i in range(5)], last=True
     )
 
     async def stream() -> AsyncIterator[filing_service_pb2.ImportFilingsRequest]:
@@ -294,7 +299,8 @@ async def test_import_applies_a_batch_once(filing: Stub) -> None:
     assert (first.created_count, first.unchanged_count) == (5, 0)
     assert (again.created_count, again.unchanged_count) == (0, 5)
     broken = filing_service_pb2.ImportFilingsRequest(
-        filings=[create("N1", request_id="n1"), create("N2", request_id="n2", dest="130100")]
+        filings=[create("N1", request_id="n1"), create("N2", request_id="n2", dest="130100")],
+        last=True,
     )
 
     async def broken_stream() -> AsyncIterator[filing_service_pb2.ImportFilingsRequest]:
@@ -305,3 +311,55 @@ async def test_import_applies_a_batch_once(filing: Stub) -> None:
     )
     listed = await filing.ListFilings(filing_service_pb2.ListFilingsRequest(psn_no="N1"))
     assert list(listed.filings) == []  # the import is all or nothing
+
+
+async def test_an_import_is_written_message_by_message_and_an_unfinished_one_keeps_nothing(
+    filing: Stub,
+) -> None:
+    first = [create(f"P{i}", request_id=f"bundle:{i}") for i in range(3)]
+    # P0 again in the second message: its filing is superseded by the later one.
+    second = [create("P0", request_id="bundle:again", dest="510104"), create("P3")]
+
+    async def stream(last: bool) -> AsyncIterator[filing_service_pb2.ImportFilingsRequest]:
+        yield filing_service_pb2.ImportFilingsRequest(filings=first)
+        yield filing_service_pb2.ImportFilingsRequest(filings=second, last=last)
+
+    unfinished = filing.ImportFilings(stream(last=False), metadata=HEBEI)
+    assert (await refusal(unfinished)) == (grpc.StatusCode.ABORTED, "UPLOAD_INCOMPLETE")
+    listed = await filing.ListFilings(filing_service_pb2.ListFilingsRequest(psn_no="P0"))
+    assert list(listed.filings) == []
+    done = await filing.ImportFilings(stream(last=True), metadata=HEBEI)
+    assert (done.created_count, done.unchanged_count) == (5, 0)
+    listed = await filing.ListFilings(filing_service_pb2.ListFilingsRequest(psn_no="P0"))
+    assert [(f.dest_admdvs, f.status) for f in listed.filings] == [
+        ("510104", STATUS.FILING_STATUS_ACTIVE),
+        ("110000", STATUS.FILING_STATUS_SUPERSEDED),
+    ]
+
+
+async def test_filings_csv_with_a_bad_row_late_in_the_file_loads_nothing(
+    filing: Stub, tmp_path: Path
+) -> None:
+    bundle_dir = write_demo_bundle(tmp_path / "bundle", persons=2_500, seed=5)
+    insured_area: dict[str, str] = {}
+    for _ in iter_persons(bundle_dir / "persons.csv", [], insured_area):
+        pass
+    filings_file = bundle_dir / "filings.csv"
+    set_cell(filings_file, 2_300, "category", "holiday")
+    looked_up: list[set[str]] = []
+
+    async def learn(psn_nos: set[str]) -> None:
+        looked_up.append(psn_nos)
+
+    with pytest.raises(BundleInvalid) as raised:
+        await load_filings(filing, filings_file, insured_area, learn, lambda _: None)
+    [problem] = raised.value.problems
+    assert (problem.line, problem.column) == (2_300, "category")
+    assert looked_up == [set(), set(), set()]  # every person was in persons.csv
+    listed = await filing.ListFilings(
+        filing_service_pb2.ListFilingsRequest(psn_no=cell(filings_file, 2, "psn_no"))
+    )
+    assert list(listed.filings) == []
+    set_cell(filings_file, 2_300, "category", "referral")
+    loaded = await load_filings(filing, filings_file, insured_area, learn, lambda _: None)
+    assert (loaded.created_count, loaded.unchanged_count) == (2_500, 0)

@@ -14,10 +14,14 @@ from medsettle.type.v1 import area_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.common.bundle import BundleInvalid
 from services.common.runtime import open_storage
+from services.demo.bundle import write_demo_bundle
+from services.identity.bundle import load_persons
 from services.identity.config import IdentitySettings
 from services.identity.models import Base
 from services.identity.server import MIGRATIONS_DIR, build_servicer, registrar
+from tests.bundle_files import cell, set_cell
 from tests.harness import national, province, refusal, serving
 from tests.people import person
 
@@ -41,7 +45,7 @@ async def upload(
     stub: Stub, *persons: identity_pb2.Person, caller: str = "130000"
 ) -> identity_service_pb2.UpsertPersonsResponse:
     async def messages() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
-        yield identity_service_pb2.UpsertPersonsRequest(persons=list(persons))
+        yield identity_service_pb2.UpsertPersonsRequest(persons=list(persons), last=True)
 
     return await stub.UpsertPersons(messages(), metadata=province(caller))
 
@@ -60,7 +64,7 @@ async def test_province_may_only_write_its_own_insured(identity: Stub) -> None:
     assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "AREA_NOT_OWNED")
     code, reason = await refusal(
         identity.UpsertPersons(
-            iter([identity_service_pb2.UpsertPersonsRequest(persons=[person("P001")])])
+            iter([identity_service_pb2.UpsertPersonsRequest(persons=[person("P001")], last=True)])
         )
     )
     assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "CALLER_UNKNOWN")
@@ -259,3 +263,101 @@ async def test_areas_are_national_and_upserts_are_idempotent(identity: Stub) -> 
     assert (first.written_count, second.written_count, second.unchanged_count) == (2, 0, 2)
     chengdu = await identity.GetArea(identity_service_pb2.GetAreaRequest(admdvs="510100"))
     assert chengdu == area_pb2.Area(admdvs="510100", name="成都市", prov_admdvs="510000")
+
+
+async def test_an_upload_spans_messages_and_one_cancelled_midway_keeps_nothing(
+    identity: Stub,
+) -> None:
+    sent = asyncio.Event()
+
+    async def two_messages() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
+        yield identity_service_pb2.UpsertPersonsRequest(persons=[person("P001")])
+        yield identity_service_pb2.UpsertPersonsRequest(persons=[person("P002", serial=2)])
+        sent.set()
+        await asyncio.Event().wait()  # the uploader is still reading its file when it stops
+
+    call = identity.UpsertPersons(two_messages(), metadata=province("130000"))
+    await sent.wait()
+    await asyncio.sleep(0.3)  # the service has written both messages in its open transaction
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.sleep(0.3)  # the rollback happens as the service sees the cancellation
+    for psn_no in ("P001", "P002"):
+        found = identity.GetPerson(identity_service_pb2.GetPersonRequest(psn_no=psn_no))
+        assert (await refusal(found))[1] == "PERSON_NOT_FOUND"
+    counted = await upload_messages(identity, [person("P001")], [person("P002", serial=2)])
+    assert (counted.inserted_count, counted.updated_count, counted.unchanged_count) == (2, 0, 0)
+
+
+async def test_a_person_in_two_messages_of_one_upload_is_refused_and_nothing_is_written(
+    identity: Stub,
+) -> None:
+    twice = upload_messages(
+        identity, [person("P001"), person("P002", serial=2)], [person("P001", balc_fen=7)]
+    )
+    assert (await refusal(twice)) == (grpc.StatusCode.INVALID_ARGUMENT, "PERSON_RECORD_INVALID")
+    found = identity.GetPerson(identity_service_pb2.GetPersonRequest(psn_no="P002"))
+    assert (await refusal(found))[1] == "PERSON_NOT_FOUND"
+
+
+async def test_an_id_number_taken_in_an_earlier_message_of_the_upload_is_refused(
+    identity: Stub,
+) -> None:
+    impostor = person("P009")  # serial 1: the same ID number as P001
+    refused = upload_messages(identity, [person("P001")], [impostor])
+    assert (await refusal(refused))[1] == "PERSON_RECORD_INVALID"
+
+
+async def test_an_upload_that_ends_before_its_last_message_is_refused_and_keeps_nothing(
+    identity: Stub,
+) -> None:
+    unfinished = upload_messages(identity, [person("P001")], [person("P002", serial=2)], last=False)
+    assert (await refusal(unfinished)) == (grpc.StatusCode.ABORTED, "UPLOAD_INCOMPLETE")
+    found = identity.GetPerson(identity_service_pb2.GetPersonRequest(psn_no="P001"))
+    assert (await refusal(found))[1] == "PERSON_NOT_FOUND"
+
+    async def after_last() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
+        yield identity_service_pb2.UpsertPersonsRequest(persons=[person("P001")], last=True)
+        yield identity_service_pb2.UpsertPersonsRequest(persons=[person("P002", serial=2)])
+
+    refused = identity.UpsertPersons(after_last(), metadata=province("130000"))
+    assert (await refusal(refused))[1] == "INVALID_ARGUMENT"
+
+
+async def upload_messages(
+    stub: Stub, *messages: list[identity_pb2.Person], last: bool = True
+) -> identity_service_pb2.UpsertPersonsResponse:
+    """An upload of several messages, the final one marked last unless `last` is False."""
+
+    async def stream() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
+        for number, persons in enumerate(messages, start=1):
+            final = last and number == len(messages)
+            yield identity_service_pb2.UpsertPersonsRequest(persons=persons, last=final)
+
+    return await stub.UpsertPersons(stream(), metadata=province("130000"))
+
+
+async def test_persons_csv_with_a_bad_row_after_the_first_message_went_out_loads_nothing(
+    identity: Stub, tmp_path: Path
+) -> None:
+    bundle_dir = write_demo_bundle(tmp_path / "bundle", persons=2_500, seed=5)
+    persons_file = bundle_dir / "persons.csv"
+    set_cell(persons_file, 2_401, "gend", "3")
+    sent: list[int] = []
+    read: dict[str, str] = {}
+    with pytest.raises(BundleInvalid) as raised:
+        await load_persons(identity, persons_file, read, sent.append)
+    assert [str(problem) for problem in raised.value.problems] == [
+        "persons.csv:2401: gend: '3' must be one of 1, 2"
+    ]
+    # The first message went out before the bad row was read; the second was held back.
+    assert sum(sent) == 1_000
+    first = identity.GetPerson(
+        identity_service_pb2.GetPersonRequest(psn_no=cell(persons_file, 2, "psn_no"))
+    )
+    assert (await refusal(first))[1] == "PERSON_NOT_FOUND"
+    set_cell(persons_file, 2_401, "gend", "1")
+    sent.clear()
+    loaded = await load_persons(identity, persons_file, {}, sent.append)
+    assert (loaded.inserted_count, sum(sent)) == (2_500, 2_500)

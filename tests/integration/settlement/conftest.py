@@ -150,7 +150,7 @@ async def _add_persons(channel: grpc.aio.Channel) -> dict[str, str]:
     ]
 
     async def stream() -> AsyncIterator[identity_service_pb2.UpsertPersonsRequest]:
-        yield identity_service_pb2.UpsertPersonsRequest(persons=people)
+        yield identity_service_pb2.UpsertPersonsRequest(persons=people, last=True)
 
     await identity.UpsertPersons(stream(), metadata=national())
     return {p.psn_no: p.certno for p in people}

@@ -27,15 +27,15 @@ from medsettle.type.v1 import date_pb2 as medsettle_dot_type_dot_v1_dot_date__pb
 from medsettle.type.v1 import money_pb2 as medsettle_dot_type_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.medsettle/catalogue/v1/catalogue_service.proto\x12\x16medsettle.catalogue.v1\x1a&medsettle/catalogue/v1/catalogue.proto\x1a\x1cmedsettle/type/v1/date.proto\x1a\x1dmedsettle/type/v1/money.proto\"s\n\x17\x43lassifyFeeLinesRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x10\n\x08med_type\x18\x02 \x01(\t\x12.\n\x05lines\x18\x03 \x03(\x0b\x32\x1f.medsettle.catalogue.v1.FeeLine\"\xbe\x01\n\x07\x46\x65\x65Line\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x18\n\x10medins_list_codg\x18\x03 \x01(\t\x12\x0b\n\x03\x63nt\x18\x04 \x01(\t\x12\x0c\n\x04pric\x18\x05 \x01(\t\x12(\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12)\n\x08\x66\x65\x65_date\x18\x07 \x01(\x0b\x32\x17.medsettle.type.v1.Date\"\x9c\x01\n\x18\x43lassifyFeeLinesResponse\x12\x35\n\x05lines\x18\x01 \x03(\x0b\x32&.medsettle.catalogue.v1.ClassifiedLine\x12\x19\n\x11\x63\x61talogue_version\x18\x02 \x01(\x03\x12\x13\n\x0bprov_admdvs\x18\x03 \x01(\t\x12\x19\n\x11institution_level\x18\x04 \x01(\x05\"\x8d\x04\n\x0e\x43lassifiedLine\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12(\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x33\n\x11\x66ulamt_ownpay_amt\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12-\n\x0boverlmt_amt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x30\n\x0epreselfpay_amt\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12/\n\rinscp_scp_amt\x18\x07 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x35\n\nitem_class\x18\x08 \x01(\x0e\x32!.medsettle.catalogue.v1.ItemClass\x12\x14\n\x0cselfpay_prop\x18\t \x01(\t\x12+\n\tprice_cap\x18\n \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x44\n\x12non_payable_reason\x18\x0b \x01(\x0e\x32(.medsettle.catalogue.v1.NonPayableReason\x12\x0c\n\x04memo\x18\x0c \x01(\t\x12\x11\n\tlist_type\x18\r \x01(\t\"c\n\x16UpsertCatalogueRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x34\n\x05items\x18\x02 \x03(\x0b\x32%.medsettle.catalogue.v1.CatalogueItem\"Z\n\x1cListCatalogueVersionsRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"t\n\x1dListCatalogueVersionsResponse\x12:\n\x08versions\x18\x01 \x03(\x0b\x32(.medsettle.catalogue.v1.CatalogueVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x18\x44ownloadCatalogueRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x15\n\rsince_version\x18\x02 \x01(\x03\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"\x8c\x01\n\x19\x44ownloadCatalogueResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x34\n\x05items\x18\x02 \x03(\x0b\x32%.medsettle.catalogue.v1.CatalogueItem\x12\x15\n\rremoved_codes\x18\x03 \x03(\t\x12\x11\n\tlast_page\x18\x04 \x01(\x08\"V\n\x17GetCatalogueItemRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"V\n\x19UpsertInstitutionsRequest\x12\x39\n\x0cinstitutions\x18\x01 \x03(\x0b\x32#.medsettle.catalogue.v1.Institution\"L\n\x1aUpsertInstitutionsResponse\x12\x15\n\rwritten_count\x18\x01 \x01(\x05\x12\x17\n\x0funchanged_count\x18\x02 \x01(\x05\"/\n\x15GetInstitutionRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\"\xbd\x01\n\x19SearchInstitutionsRequest\x12\x0e\n\x06\x61\x64mdvs\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x19\n\x11open_for_med_type\x18\x03 \x01(\t\x12\x15\n\rname_contains\x18\x04 \x01(\t\x12(\n\x07on_date\x18\x05 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"p\n\x1aSearchInstitutionsResponse\x12\x39\n\x0cinstitutions\x18\x01 \x03(\x0b\x32#.medsettle.catalogue.v1.Institution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"j\n\x19UpsertItemMappingsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x35\n\x08mappings\x18\x02 \x03(\x0b\x32#.medsettle.catalogue.v1.ItemMapping\"3\n\x1aUpsertItemMappingsResponse\x12\x15\n\rwritten_count\x18\x01 \x01(\x05\"\x16\n\x14GetCacheStatsRequest\"K\n\x15GetCacheStatsResponse\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x14\n\x0credis_errors\x18\x03 \x01(\x03*\x80\x02\n\x10NonPayableReason\x12\"\n\x1eNON_PAYABLE_REASON_UNSPECIFIED\x10\x00\x12\'\n#NON_PAYABLE_REASON_NOT_IN_CATALOGUE\x10\x01\x12\x1e\n\x1aNON_PAYABLE_REASON_CLASS_C\x10\x02\x12(\n$NON_PAYABLE_REASON_LEVEL_RESTRICTION\x10\x03\x12/\n+NON_PAYABLE_REASON_MEDICAL_TYPE_RESTRICTION\x10\x04\x12$\n NON_PAYABLE_REASON_NOT_EFFECTIVE\x10\x05\x32\xb2\t\n\x10\x43\x61talogueService\x12u\n\x10\x43lassifyFeeLines\x12/.medsettle.catalogue.v1.ClassifyFeeLinesRequest\x1a\x30.medsettle.catalogue.v1.ClassifyFeeLinesResponse\x12m\n\x0fUpsertCatalogue\x12..medsettle.catalogue.v1.UpsertCatalogueRequest\x1a(.medsettle.catalogue.v1.CatalogueVersion(\x01\x12\x84\x01\n\x15ListCatalogueVersions\x12\x34.medsettle.catalogue.v1.ListCatalogueVersionsRequest\x1a\x35.medsettle.catalogue.v1.ListCatalogueVersionsResponse\x12z\n\x11\x44ownloadCatalogue\x12\x30.medsettle.catalogue.v1.DownloadCatalogueRequest\x1a\x31.medsettle.catalogue.v1.DownloadCatalogueResponse0\x01\x12j\n\x10GetCatalogueItem\x12/.medsettle.catalogue.v1.GetCatalogueItemRequest\x1a%.medsettle.catalogue.v1.CatalogueItem\x12{\n\x12UpsertInstitutions\x12\x31.medsettle.catalogue.v1.UpsertInstitutionsRequest\x1a\x32.medsettle.catalogue.v1.UpsertInstitutionsResponse\x12\x64\n\x0eGetInstitution\x12-.medsettle.catalogue.v1.GetInstitutionRequest\x1a#.medsettle.catalogue.v1.Institution\x12{\n\x12SearchInstitutions\x12\x31.medsettle.catalogue.v1.SearchInstitutionsRequest\x1a\x32.medsettle.catalogue.v1.SearchInstitutionsResponse\x12{\n\x12UpsertItemMappings\x12\x31.medsettle.catalogue.v1.UpsertItemMappingsRequest\x1a\x32.medsettle.catalogue.v1.UpsertItemMappingsResponse\x12l\n\rGetCacheStats\x12,.medsettle.catalogue.v1.GetCacheStatsRequest\x1a-.medsettle.catalogue.v1.GetCacheStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.medsettle/catalogue/v1/catalogue_service.proto\x12\x16medsettle.catalogue.v1\x1a&medsettle/catalogue/v1/catalogue.proto\x1a\x1cmedsettle/type/v1/date.proto\x1a\x1dmedsettle/type/v1/money.proto\"s\n\x17\x43lassifyFeeLinesRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x10\n\x08med_type\x18\x02 \x01(\t\x12.\n\x05lines\x18\x03 \x03(\x0b\x32\x1f.medsettle.catalogue.v1.FeeLine\"\xbe\x01\n\x07\x46\x65\x65Line\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x18\n\x10medins_list_codg\x18\x03 \x01(\t\x12\x0b\n\x03\x63nt\x18\x04 \x01(\t\x12\x0c\n\x04pric\x18\x05 \x01(\t\x12(\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12)\n\x08\x66\x65\x65_date\x18\x07 \x01(\x0b\x32\x17.medsettle.type.v1.Date\"\x9c\x01\n\x18\x43lassifyFeeLinesResponse\x12\x35\n\x05lines\x18\x01 \x03(\x0b\x32&.medsettle.catalogue.v1.ClassifiedLine\x12\x19\n\x11\x63\x61talogue_version\x18\x02 \x01(\x03\x12\x13\n\x0bprov_admdvs\x18\x03 \x01(\t\x12\x19\n\x11institution_level\x18\x04 \x01(\x05\"\x8d\x04\n\x0e\x43lassifiedLine\x12\x12\n\nfeedetl_sn\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12(\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x33\n\x11\x66ulamt_ownpay_amt\x18\x04 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12-\n\x0boverlmt_amt\x18\x05 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x30\n\x0epreselfpay_amt\x18\x06 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12/\n\rinscp_scp_amt\x18\x07 \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x35\n\nitem_class\x18\x08 \x01(\x0e\x32!.medsettle.catalogue.v1.ItemClass\x12\x14\n\x0cselfpay_prop\x18\t \x01(\t\x12+\n\tprice_cap\x18\n \x01(\x0b\x32\x18.medsettle.type.v1.Money\x12\x44\n\x12non_payable_reason\x18\x0b \x01(\x0e\x32(.medsettle.catalogue.v1.NonPayableReason\x12\x0c\n\x04memo\x18\x0c \x01(\t\x12\x11\n\tlist_type\x18\r \x01(\t\"q\n\x16UpsertCatalogueRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x34\n\x05items\x18\x02 \x03(\x0b\x32%.medsettle.catalogue.v1.CatalogueItem\x12\x0c\n\x04last\x18\x03 \x01(\x08\"Z\n\x1cListCatalogueVersionsRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"t\n\x1dListCatalogueVersionsResponse\x12:\n\x08versions\x18\x01 \x03(\x0b\x32(.medsettle.catalogue.v1.CatalogueVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x18\x44ownloadCatalogueRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x15\n\rsince_version\x18\x02 \x01(\x03\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"\x8c\x01\n\x19\x44ownloadCatalogueResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x34\n\x05items\x18\x02 \x03(\x0b\x32%.medsettle.catalogue.v1.CatalogueItem\x12\x15\n\rremoved_codes\x18\x03 \x03(\t\x12\x11\n\tlast_page\x18\x04 \x01(\x08\"V\n\x17GetCatalogueItemRequest\x12\x13\n\x0bprov_admdvs\x18\x01 \x01(\t\x12\x15\n\rmed_list_codg\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"V\n\x19UpsertInstitutionsRequest\x12\x39\n\x0cinstitutions\x18\x01 \x03(\x0b\x32#.medsettle.catalogue.v1.Institution\"L\n\x1aUpsertInstitutionsResponse\x12\x15\n\rwritten_count\x18\x01 \x01(\x05\x12\x17\n\x0funchanged_count\x18\x02 \x01(\x05\"/\n\x15GetInstitutionRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\"\xbd\x01\n\x19SearchInstitutionsRequest\x12\x0e\n\x06\x61\x64mdvs\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x19\n\x11open_for_med_type\x18\x03 \x01(\t\x12\x15\n\rname_contains\x18\x04 \x01(\t\x12(\n\x07on_date\x18\x05 \x01(\x0b\x32\x17.medsettle.type.v1.Date\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"p\n\x1aSearchInstitutionsResponse\x12\x39\n\x0cinstitutions\x18\x01 \x03(\x0b\x32#.medsettle.catalogue.v1.Institution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"j\n\x19UpsertItemMappingsRequest\x12\x16\n\x0e\x66ixmedins_code\x18\x01 \x01(\t\x12\x35\n\x08mappings\x18\x02 \x03(\x0b\x32#.medsettle.catalogue.v1.ItemMapping\"3\n\x1aUpsertItemMappingsResponse\x12\x15\n\rwritten_count\x18\x01 \x01(\x05\"\x16\n\x14GetCacheStatsRequest\"K\n\x15GetCacheStatsResponse\x12\x0c\n\x04hits\x18\x01 \x01(\x03\x12\x0e\n\x06misses\x18\x02 \x01(\x03\x12\x14\n\x0credis_errors\x18\x03 \x01(\x03*\x80\x02\n\x10NonPayableReason\x12\"\n\x1eNON_PAYABLE_REASON_UNSPECIFIED\x10\x00\x12\'\n#NON_PAYABLE_REASON_NOT_IN_CATALOGUE\x10\x01\x12\x1e\n\x1aNON_PAYABLE_REASON_CLASS_C\x10\x02\x12(\n$NON_PAYABLE_REASON_LEVEL_RESTRICTION\x10\x03\x12/\n+NON_PAYABLE_REASON_MEDICAL_TYPE_RESTRICTION\x10\x04\x12$\n NON_PAYABLE_REASON_NOT_EFFECTIVE\x10\x05\x32\xb2\t\n\x10\x43\x61talogueService\x12u\n\x10\x43lassifyFeeLines\x12/.medsettle.catalogue.v1.ClassifyFeeLinesRequest\x1a\x30.medsettle.catalogue.v1.ClassifyFeeLinesResponse\x12m\n\x0fUpsertCatalogue\x12..medsettle.catalogue.v1.UpsertCatalogueRequest\x1a(.medsettle.catalogue.v1.CatalogueVersion(\x01\x12\x84\x01\n\x15ListCatalogueVersions\x12\x34.medsettle.catalogue.v1.ListCatalogueVersionsRequest\x1a\x35.medsettle.catalogue.v1.ListCatalogueVersionsResponse\x12z\n\x11\x44ownloadCatalogue\x12\x30.medsettle.catalogue.v1.DownloadCatalogueRequest\x1a\x31.medsettle.catalogue.v1.DownloadCatalogueResponse0\x01\x12j\n\x10GetCatalogueItem\x12/.medsettle.catalogue.v1.GetCatalogueItemRequest\x1a%.medsettle.catalogue.v1.CatalogueItem\x12{\n\x12UpsertInstitutions\x12\x31.medsettle.catalogue.v1.UpsertInstitutionsRequest\x1a\x32.medsettle.catalogue.v1.UpsertInstitutionsResponse\x12\x64\n\x0eGetInstitution\x12-.medsettle.catalogue.v1.GetInstitutionRequest\x1a#.medsettle.catalogue.v1.Institution\x12{\n\x12SearchInstitutions\x12\x31.medsettle.catalogue.v1.SearchInstitutionsRequest\x1a\x32.medsettle.catalogue.v1.SearchInstitutionsResponse\x12{\n\x12UpsertItemMappings\x12\x31.medsettle.catalogue.v1.UpsertItemMappingsRequest\x1a\x32.medsettle.catalogue.v1.UpsertItemMappingsResponse\x12l\n\rGetCacheStats\x12,.medsettle.catalogue.v1.GetCacheStatsRequest\x1a-.medsettle.catalogue.v1.GetCacheStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medsettle.catalogue.v1.catalogue_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NONPAYABLEREASON']._serialized_start=2589
-  _globals['_NONPAYABLEREASON']._serialized_end=2845
+  _globals['_NONPAYABLEREASON']._serialized_start=2603
+  _globals['_NONPAYABLEREASON']._serialized_end=2859
   _globals['_CLASSIFYFEELINESREQUEST']._serialized_start=175
   _globals['_CLASSIFYFEELINESREQUEST']._serialized_end=290
   _globals['_FEELINE']._serialized_start=293
@@ -45,35 +45,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLASSIFIEDLINE']._serialized_start=645
   _globals['_CLASSIFIEDLINE']._serialized_end=1170
   _globals['_UPSERTCATALOGUEREQUEST']._serialized_start=1172
-  _globals['_UPSERTCATALOGUEREQUEST']._serialized_end=1271
-  _globals['_LISTCATALOGUEVERSIONSREQUEST']._serialized_start=1273
-  _globals['_LISTCATALOGUEVERSIONSREQUEST']._serialized_end=1363
-  _globals['_LISTCATALOGUEVERSIONSRESPONSE']._serialized_start=1365
-  _globals['_LISTCATALOGUEVERSIONSRESPONSE']._serialized_end=1481
-  _globals['_DOWNLOADCATALOGUEREQUEST']._serialized_start=1483
-  _globals['_DOWNLOADCATALOGUEREQUEST']._serialized_end=1572
-  _globals['_DOWNLOADCATALOGUERESPONSE']._serialized_start=1575
-  _globals['_DOWNLOADCATALOGUERESPONSE']._serialized_end=1715
-  _globals['_GETCATALOGUEITEMREQUEST']._serialized_start=1717
-  _globals['_GETCATALOGUEITEMREQUEST']._serialized_end=1803
-  _globals['_UPSERTINSTITUTIONSREQUEST']._serialized_start=1805
-  _globals['_UPSERTINSTITUTIONSREQUEST']._serialized_end=1891
-  _globals['_UPSERTINSTITUTIONSRESPONSE']._serialized_start=1893
-  _globals['_UPSERTINSTITUTIONSRESPONSE']._serialized_end=1969
-  _globals['_GETINSTITUTIONREQUEST']._serialized_start=1971
-  _globals['_GETINSTITUTIONREQUEST']._serialized_end=2018
-  _globals['_SEARCHINSTITUTIONSREQUEST']._serialized_start=2021
-  _globals['_SEARCHINSTITUTIONSREQUEST']._serialized_end=2210
-  _globals['_SEARCHINSTITUTIONSRESPONSE']._serialized_start=2212
-  _globals['_SEARCHINSTITUTIONSRESPONSE']._serialized_end=2324
-  _globals['_UPSERTITEMMAPPINGSREQUEST']._serialized_start=2326
-  _globals['_UPSERTITEMMAPPINGSREQUEST']._serialized_end=2432
-  _globals['_UPSERTITEMMAPPINGSRESPONSE']._serialized_start=2434
-  _globals['_UPSERTITEMMAPPINGSRESPONSE']._serialized_end=2485
-  _globals['_GETCACHESTATSREQUEST']._serialized_start=2487
-  _globals['_GETCACHESTATSREQUEST']._serialized_end=2509
-  _globals['_GETCACHESTATSRESPONSE']._serialized_start=2511
-  _globals['_GETCACHESTATSRESPONSE']._serialized_end=2586
-  _globals['_CATALOGUESERVICE']._serialized_start=2848
-  _globals['_CATALOGUESERVICE']._serialized_end=4050
+  _globals['_UPSERTCATALOGUEREQUEST']._serialized_end=1285
+  _globals['_LISTCATALOGUEVERSIONSREQUEST']._serialized_start=1287
+  _globals['_LISTCATALOGUEVERSIONSREQUEST']._serialized_end=1377
+  _globals['_LISTCATALOGUEVERSIONSRESPONSE']._serialized_start=1379
+  _globals['_LISTCATALOGUEVERSIONSRESPONSE']._serialized_end=1495
+  _globals['_DOWNLOADCATALOGUEREQUEST']._serialized_start=1497
+  _globals['_DOWNLOADCATALOGUEREQUEST']._serialized_end=1586
+  _globals['_DOWNLOADCATALOGUERESPONSE']._serialized_start=1589
+  _globals['_DOWNLOADCATALOGUERESPONSE']._serialized_end=1729
+  _globals['_GETCATALOGUEITEMREQUEST']._serialized_start=1731
+  _globals['_GETCATALOGUEITEMREQUEST']._serialized_end=1817
+  _globals['_UPSERTINSTITUTIONSREQUEST']._serialized_start=1819
+  _globals['_UPSERTINSTITUTIONSREQUEST']._serialized_end=1905
+  _globals['_UPSERTINSTITUTIONSRESPONSE']._serialized_start=1907
+  _globals['_UPSERTINSTITUTIONSRESPONSE']._serialized_end=1983
+  _globals['_GETINSTITUTIONREQUEST']._serialized_start=1985
+  _globals['_GETINSTITUTIONREQUEST']._serialized_end=2032
+  _globals['_SEARCHINSTITUTIONSREQUEST']._serialized_start=2035
+  _globals['_SEARCHINSTITUTIONSREQUEST']._serialized_end=2224
+  _globals['_SEARCHINSTITUTIONSRESPONSE']._serialized_start=2226
+  _globals['_SEARCHINSTITUTIONSRESPONSE']._serialized_end=2338
+  _globals['_UPSERTITEMMAPPINGSREQUEST']._serialized_start=2340
+  _globals['_UPSERTITEMMAPPINGSREQUEST']._serialized_end=2446
+  _globals['_UPSERTITEMMAPPINGSRESPONSE']._serialized_start=2448
+  _globals['_UPSERTITEMMAPPINGSRESPONSE']._serialized_end=2499
+  _globals['_GETCACHESTATSREQUEST']._serialized_start=2501
+  _globals['_GETCACHESTATSREQUEST']._serialized_end=2523
+  _globals['_GETCACHESTATSRESPONSE']._serialized_start=2525
+  _globals['_GETCACHESTATSRESPONSE']._serialized_end=2600
+  _globals['_CATALOGUESERVICE']._serialized_start=2862
+  _globals['_CATALOGUESERVICE']._serialized_end=4064
 # @@protoc_insertion_point(module_scope)

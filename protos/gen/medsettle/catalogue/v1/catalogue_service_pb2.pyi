@@ -266,8 +266,13 @@ class UpsertCatalogueRequest(_message.Message):
 
     PROV_ADMDVS_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
     prov_admdvs: _builtins.str
     """The province whose catalogue this is; every message of a stream names the same one."""
+    last: _builtins.bool
+    """Set on the upload's last message, and only there. An upload whose stream ends without it
+    (the uploader stopped, failed or was cancelled) is refused: UPLOAD_INCOMPLETE.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[_catalogue_pb2.CatalogueItem]:
         """Items, at most 1,000 per message; the stream carries the whole catalogue."""
@@ -277,10 +282,11 @@ class UpsertCatalogueRequest(_message.Message):
         *,
         prov_admdvs: _builtins.str = ...,
         items: _abc.Iterable[_catalogue_pb2.CatalogueItem] | None = ...,
+        last: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "prov_admdvs", b"prov_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "last", b"last", "prov_admdvs", b"prov_admdvs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

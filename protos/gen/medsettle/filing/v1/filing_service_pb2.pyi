@@ -253,6 +253,11 @@ class ImportFilingsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FILINGS_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    last: _builtins.bool
+    """Set on the import's last message, and only there. An import whose stream ends without it
+    (the uploader stopped, failed or was cancelled) is rolled back: UPLOAD_INCOMPLETE.
+    """
     @_builtins.property
     def filings(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateFilingRequest]:
         """Filings to create, at most 1,000 per message, applied in order."""
@@ -261,10 +266,11 @@ class ImportFilingsRequest(_message.Message):
         self,
         *,
         filings: _abc.Iterable[Global___CreateFilingRequest] | None = ...,
+        last: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filings", b"filings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filings", b"filings", "last", b"last"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,15 +27,15 @@ from medsettle.identity.v1 import identity_pb2 as medsettle_dot_identity_dot_v1_
 from medsettle.type.v1 import area_pb2 as medsettle_dot_type_dot_v1_dot_area__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,medsettle/identity/v1/identity_service.proto\x12\x15medsettle.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$medsettle/identity/v1/identity.proto\x1a\x1cmedsettle/type/v1/area.proto\"\x81\x01\n\x17VerifyCredentialRequest\x12>\n\x0f\x63redential_type\x18\x01 \x01(\x0e\x32%.medsettle.identity.v1.CredentialType\x12\x15\n\rcredential_no\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rd_sn\x18\x03 \x01(\t\"x\n\x18VerifyCredentialResponse\x12-\n\x06person\x18\x01 \x01(\x0b\x32\x1d.medsettle.identity.v1.Person\x12-\n\x0cinsured_area\x18\x02 \x01(\x0b\x32\x17.medsettle.type.v1.Area\"7\n\x13IssueVoucherRequest\x12\x0e\n\x06\x63\x65rtno\x18\x01 \x01(\t\x12\x10\n\x08psn_name\x18\x02 \x01(\t\"V\n\x14IssueVoucherResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x15ReportCardLostRequest\x12\x0f\n\x07\x63\x61rd_no\x18\x01 \x01(\t\"O\n\x12ReplaceCardRequest\x12\x0f\n\x07\x63\x61rd_no\x18\x01 \x01(\t\x12\x13\n\x0bnew_card_no\x18\x02 \x01(\t\x12\x13\n\x0bnew_card_sn\x18\x03 \x01(\t\"F\n\x14UpsertPersonsRequest\x12.\n\x07persons\x18\x01 \x03(\x0b\x32\x1d.medsettle.identity.v1.Person\"_\n\x15UpsertPersonsResponse\x12\x16\n\x0einserted_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\x12\x17\n\x0funchanged_count\x18\x03 \x01(\x05\"<\n\x12UpsertAreasRequest\x12&\n\x05\x61reas\x18\x01 \x03(\x0b\x32\x17.medsettle.type.v1.Area\"E\n\x13UpsertAreasResponse\x12\x15\n\rwritten_count\x18\x01 \x01(\x05\x12\x17\n\x0funchanged_count\x18\x02 \x01(\x05\" \n\x0eGetAreaRequest\x12\x0e\n\x06\x61\x64mdvs\x18\x01 \x01(\t\"\"\n\x10GetPersonRequest\x12\x0e\n\x06psn_no\x18\x01 \x01(\t*\x99\x01\n\x0e\x43redentialType\x12\x1f\n\x1b\x43REDENTIAL_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43REDENTIAL_TYPE_E_VOUCHER\x10\x01\x12\x1d\n\x19\x43REDENTIAL_TYPE_ID_NUMBER\x10\x02\x12(\n$CREDENTIAL_TYPE_SOCIAL_SECURITY_CARD\x10\x03\x32\x97\x06\n\x0fIdentityService\x12s\n\x10VerifyCredential\x12..medsettle.identity.v1.VerifyCredentialRequest\x1a/.medsettle.identity.v1.VerifyCredentialResponse\x12g\n\x0cIssueVoucher\x12*.medsettle.identity.v1.IssueVoucherRequest\x1a+.medsettle.identity.v1.IssueVoucherResponse\x12[\n\x0eReportCardLost\x12,.medsettle.identity.v1.ReportCardLostRequest\x1a\x1b.medsettle.identity.v1.Card\x12U\n\x0bReplaceCard\x12).medsettle.identity.v1.ReplaceCardRequest\x1a\x1b.medsettle.identity.v1.Card\x12l\n\rUpsertPersons\x12+.medsettle.identity.v1.UpsertPersonsRequest\x1a,.medsettle.identity.v1.UpsertPersonsResponse(\x01\x12\x64\n\x0bUpsertAreas\x12).medsettle.identity.v1.UpsertAreasRequest\x1a*.medsettle.identity.v1.UpsertAreasResponse\x12I\n\x07GetArea\x12%.medsettle.identity.v1.GetAreaRequest\x1a\x17.medsettle.type.v1.Area\x12S\n\tGetPerson\x12\'.medsettle.identity.v1.GetPersonRequest\x1a\x1d.medsettle.identity.v1.Personb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,medsettle/identity/v1/identity_service.proto\x12\x15medsettle.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$medsettle/identity/v1/identity.proto\x1a\x1cmedsettle/type/v1/area.proto\"\x81\x01\n\x17VerifyCredentialRequest\x12>\n\x0f\x63redential_type\x18\x01 \x01(\x0e\x32%.medsettle.identity.v1.CredentialType\x12\x15\n\rcredential_no\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rd_sn\x18\x03 \x01(\t\"x\n\x18VerifyCredentialResponse\x12-\n\x06person\x18\x01 \x01(\x0b\x32\x1d.medsettle.identity.v1.Person\x12-\n\x0cinsured_area\x18\x02 \x01(\x0b\x32\x17.medsettle.type.v1.Area\"7\n\x13IssueVoucherRequest\x12\x0e\n\x06\x63\x65rtno\x18\x01 \x01(\t\x12\x10\n\x08psn_name\x18\x02 \x01(\t\"V\n\x14IssueVoucherResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x15ReportCardLostRequest\x12\x0f\n\x07\x63\x61rd_no\x18\x01 \x01(\t\"O\n\x12ReplaceCardRequest\x12\x0f\n\x07\x63\x61rd_no\x18\x01 \x01(\t\x12\x13\n\x0bnew_card_no\x18\x02 \x01(\t\x12\x13\n\x0bnew_card_sn\x18\x03 \x01(\t\"T\n\x14UpsertPersonsRequest\x12.\n\x07persons\x18\x01 \x03(\x0b\x32\x1d.medsettle.identity.v1.Person\x12\x0c\n\x04last\x18\x02 \x01(\x08\"_\n\x15UpsertPersonsResponse\x12\x16\n\x0einserted_count\x18\x01 \x01(\x05\x12\x15\n\rupdated_count\x18\x02 \x01(\x05\x12\x17\n\x0funchanged_count\x18\x03 \x01(\x05\"<\n\x12UpsertAreasRequest\x12&\n\x05\x61reas\x18\x01 \x03(\x0b\x32\x17.medsettle.type.v1.Area\"E\n\x13UpsertAreasResponse\x12\x15\n\rwritten_count\x18\x01 \x01(\x05\x12\x17\n\x0funchanged_count\x18\x02 \x01(\x05\" \n\x0eGetAreaRequest\x12\x0e\n\x06\x61\x64mdvs\x18\x01 \x01(\t\"\"\n\x10GetPersonRequest\x12\x0e\n\x06psn_no\x18\x01 \x01(\t*\x99\x01\n\x0e\x43redentialType\x12\x1f\n\x1b\x43REDENTIAL_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43REDENTIAL_TYPE_E_VOUCHER\x10\x01\x12\x1d\n\x19\x43REDENTIAL_TYPE_ID_NUMBER\x10\x02\x12(\n$CREDENTIAL_TYPE_SOCIAL_SECURITY_CARD\x10\x03\x32\x97\x06\n\x0fIdentityService\x12s\n\x10VerifyCredential\x12..medsettle.identity.v1.VerifyCredentialRequest\x1a/.medsettle.identity.v1.VerifyCredentialResponse\x12g\n\x0cIssueVoucher\x12*.medsettle.identity.v1.IssueVoucherRequest\x1a+.medsettle.identity.v1.IssueVoucherResponse\x12[\n\x0eReportCardLost\x12,.medsettle.identity.v1.ReportCardLostRequest\x1a\x1b.medsettle.identity.v1.Card\x12U\n\x0bReplaceCard\x12).medsettle.identity.v1.ReplaceCardRequest\x1a\x1b.medsettle.identity.v1.Card\x12l\n\rUpsertPersons\x12+.medsettle.identity.v1.UpsertPersonsRequest\x1a,.medsettle.identity.v1.UpsertPersonsResponse(\x01\x12\x64\n\x0bUpsertAreas\x12).medsettle.identity.v1.UpsertAreasRequest\x1a*.medsettle.identity.v1.UpsertAreasResponse\x12I\n\x07GetArea\x12%.medsettle.identity.v1.GetAreaRequest\x1a\x17.medsettle.type.v1.Area\x12S\n\tGetPerson\x12\'.medsettle.identity.v1.GetPersonRequest\x1a\x1d.medsettle.identity.v1.Personb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'medsettle.identity.v1.identity_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREDENTIALTYPE']._serialized_start=1067
-  _globals['_CREDENTIALTYPE']._serialized_end=1220
+  _globals['_CREDENTIALTYPE']._serialized_start=1081
+  _globals['_CREDENTIALTYPE']._serialized_end=1234
   _globals['_VERIFYCREDENTIALREQUEST']._serialized_start=173
   _globals['_VERIFYCREDENTIALREQUEST']._serialized_end=302
   _globals['_VERIFYCREDENTIALRESPONSE']._serialized_start=304
@@ -49,17 +49,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPLACECARDREQUEST']._serialized_start=613
   _globals['_REPLACECARDREQUEST']._serialized_end=692
   _globals['_UPSERTPERSONSREQUEST']._serialized_start=694
-  _globals['_UPSERTPERSONSREQUEST']._serialized_end=764
-  _globals['_UPSERTPERSONSRESPONSE']._serialized_start=766
-  _globals['_UPSERTPERSONSRESPONSE']._serialized_end=861
-  _globals['_UPSERTAREASREQUEST']._serialized_start=863
-  _globals['_UPSERTAREASREQUEST']._serialized_end=923
-  _globals['_UPSERTAREASRESPONSE']._serialized_start=925
-  _globals['_UPSERTAREASRESPONSE']._serialized_end=994
-  _globals['_GETAREAREQUEST']._serialized_start=996
-  _globals['_GETAREAREQUEST']._serialized_end=1028
-  _globals['_GETPERSONREQUEST']._serialized_start=1030
-  _globals['_GETPERSONREQUEST']._serialized_end=1064
-  _globals['_IDENTITYSERVICE']._serialized_start=1223
-  _globals['_IDENTITYSERVICE']._serialized_end=2014
+  _globals['_UPSERTPERSONSREQUEST']._serialized_end=778
+  _globals['_UPSERTPERSONSRESPONSE']._serialized_start=780
+  _globals['_UPSERTPERSONSRESPONSE']._serialized_end=875
+  _globals['_UPSERTAREASREQUEST']._serialized_start=877
+  _globals['_UPSERTAREASREQUEST']._serialized_end=937
+  _globals['_UPSERTAREASRESPONSE']._serialized_start=939
+  _globals['_UPSERTAREASRESPONSE']._serialized_end=1008
+  _globals['_GETAREAREQUEST']._serialized_start=1010
+  _globals['_GETAREAREQUEST']._serialized_end=1042
+  _globals['_GETPERSONREQUEST']._serialized_start=1044
+  _globals['_GETPERSONREQUEST']._serialized_end=1078
+  _globals['_IDENTITYSERVICE']._serialized_start=1237
+  _globals['_IDENTITYSERVICE']._serialized_end=2028
 # @@protoc_insertion_point(module_scope)

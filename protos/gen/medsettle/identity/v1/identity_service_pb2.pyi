@@ -229,6 +229,11 @@ class UpsertPersonsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PERSONS_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    last: _builtins.bool
+    """Set on the upload's last message, and only there. An upload whose stream ends without it
+    (the uploader stopped, failed or was cancelled) is rolled back: UPLOAD_INCOMPLETE.
+    """
     @_builtins.property
     def persons(self) -> _containers.RepeatedCompositeFieldContainer[_identity_pb2.Person]:
         """Persons to insert or replace (by psn_no), at most 1,000 per message."""
@@ -237,10 +242,11 @@ class UpsertPersonsRequest(_message.Message):
         self,
         *,
         persons: _abc.Iterable[_identity_pb2.Person] | None = ...,
+        last: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["persons", b"persons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "persons", b"persons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
