@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import GrowingTables
 from services.common.values import stored_utc
 from services.filing.logic import Category, FilingRecord, Status
 from services.filing.models import FilingChangeRow, FilingRow, FilingSequenceRow
@@ -43,6 +44,10 @@ class FilingRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    def growing_tables(self) -> GrowingTables:
+        """Statistics upkeep for an import that writes many filings in this transaction."""
+        return GrowingTables(self._session, FilingRow, FilingChangeRow)
 
     async def lock_sequence(self) -> int:
         """Take the writers' lock and return the last cursor used."""

@@ -274,6 +274,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         async with self._sessions.begin() as session:
             repository = FilingRepository(session)
             cursor = await repository.lock_sequence()
+            tables = repository.growing_tables()
             async for message in complete_upload(request_iterator):
                 if len(message.filings) > 1000:
                     raise InvalidArgument("at most 1,000 filings per message")
@@ -284,6 +285,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
                     created += was_created
                     unchanged += not was_created
                 await batch.flush(repository)
+                await tables.grew(len(requests))
                 cursor = batch.cursor
         self._notifier.notify()
         return filing_service_pb2.ImportFilingsResponse(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import GrowingTables
 from services.identity.logic import (
     CardRecord,
     CardStatus,
@@ -154,9 +155,16 @@ class IdentityRepository:
         )
         await self._session.flush()
 
-    async def replace_persons(self, persons: Sequence[PersonRecord]) -> None:
-        """Write persons, replacing any earlier version (insurance records and cards included)."""
-        psn_nos = [person.psn_no for person in persons]
+    def growing_tables(self) -> GrowingTables:
+        """Statistics upkeep for an upload that writes many persons in this transaction."""
+        return GrowingTables(self._session, PersonRow, InsuranceRow, CardRow)
+
+    async def replace_persons(
+        self, persons: Sequence[PersonRecord], stored: Collection[str]
+    ) -> None:
+        """Write persons, replacing the earlier version of those in `stored` (psn_nos) with their
+        insurance records and cards."""
+        psn_nos = [person.psn_no for person in persons if person.psn_no in stored]
         for chunk in _chunks(psn_nos):
             await self._session.execute(delete(CardRow).where(CardRow.psn_no.in_(chunk)))
             await self._session.execute(delete(InsuranceRow).where(InsuranceRow.psn_no.in_(chunk)))

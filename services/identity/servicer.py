@@ -252,6 +252,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         uploaded: set[str] = set()
         async with self._sessions.begin() as session:
             repository = IdentityRepository(session)
+            tables = repository.growing_tables()
             async for message in complete_upload(request_iterator):
                 if len(message.persons) > 1000:
                     raise InvalidArgument("at most 1,000 persons per message")
@@ -268,6 +269,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
                     uploaded.add(person.psn_no)
                     persons[person.psn_no] = person
                 written = await self._store_persons(repository, caller, persons)
+                await tables.grew(len(persons))
                 counts = [total + more for total, more in zip(counts, written, strict=True)]
         return identity_service_pb2.UpsertPersonsResponse(
             inserted_count=counts[0], updated_count=counts[1], unchanged_count=counts[2]
@@ -305,7 +307,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
                         psnNo=person.psn_no,
                     )
         changed = [p for p in uploaded.values() if existing.get(p.psn_no) != p]
-        await repository.replace_persons(changed)
+        await repository.replace_persons(changed, stored=existing.keys())
         inserted = sum(1 for p in changed if p.psn_no not in existing)
         return inserted, len(changed) - inserted, len(uploaded) - len(changed)
 

@@ -14,9 +14,10 @@ from sqlalchemy import Connection, text
 
 from services.clearing.models import Base as ClearingBase
 from services.clearing.server import MIGRATIONS_DIR as CLEARING_MIGRATIONS
-from services.common.db import is_sqlite, make_engine, make_session_factory
+from services.common.db import GrowingTables, is_sqlite, make_engine, make_session_factory
 from services.common.migrations import current_revision, upgrade_to_head
 from services.identity.models import Base as IdentityBase
+from services.identity.models import PersonRow
 from services.identity.server import MIGRATIONS_DIR as IDENTITY_MIGRATIONS
 
 
@@ -108,3 +109,33 @@ async def test_clearing_gives_entries_recorded_before_0005_their_shanghai_day(
         assert day == "2026-12-01"
     finally:
         await engine.dispose()
+
+
+async def test_a_growing_upload_refreshes_postgresql_statistics_inside_its_transaction(
+    postgres_url: str,
+) -> None:
+    engine = make_engine(postgres_url)
+    sessions = make_session_factory(engine)
+    counted = text("SELECT reltuples FROM pg_class WHERE relname = 'persons'")
+    try:
+        await upgrade_to_head(engine, IDENTITY_MIGRATIONS, IdentityBase.metadata)
+        async with sessions.begin() as session:
+            tables = GrowingTables(session, PersonRow, first_at=10_000)
+            await session.execute(
+                text(
+                    "INSERT INTO persons"
+                    " (psn_no, psn_cert_type, certno, psn_name, gend, naty, brdy) SELECT"
+                    " 'P' || n, '01', lpad(n::text, 18, '0'), 'x', '1', '01', '1960-01-01'"
+                    " FROM generate_series(1, 20000) AS n"
+                )
+            )
+            await tables.grew(9_999)
+            before = await session.scalar(counted)
+            await tables.grew(1)
+            after = await session.scalar(counted)
+        async with sessions() as session:
+            assert await session.scalar(text("SELECT count(*) FROM persons")) == 20_000
+    finally:
+        await engine.dispose()
+    assert before is not None and before <= 0  # never analyzed: the planner sees an empty table
+    assert after == 20_000  # ANALYZE counted the rows of the transaction that ran it
