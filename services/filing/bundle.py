@@ -73,7 +73,8 @@ async def load_filings(
 
     async def messages() -> AsyncIterator[tuple[filing_service_pb2.ImportFilingsRequest, int]]:
         for rows in bundle.chunked(bundle.iter_csv(path, FILING_COLUMNS, problems)):
-            await learn_insured_areas({row.values["psn_no"] for row in rows} - set(insured_area))
+            psn_nos = {row.values["psn_no"] for row in rows}
+            await learn_insured_areas({psn_no for psn_no in psn_nos if psn_no not in insured_area})
             requests = [filing_request(path.name, row, insured_area, problems) for row in rows]
             chunk = [request for request in requests if request is not None]
             yield filing_service_pb2.ImportFilingsRequest(filings=chunk), len(rows)
