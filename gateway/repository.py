@@ -60,7 +60,8 @@ class GatewayRepository:
     async def claim(self, row: MessageRow) -> MessageRow:
         """The message row for (institution, msgid): this new one, or the one stored before."""
         values = {column.key: getattr(row, column.key) for column in MessageRow.__table__.columns}
-        await insert_missing(self._session, MessageRow, values)
+        if await insert_missing(self._session, MessageRow, values):
+            return row  # the usual case, a new msgid: no need to read back what was written
         stored = await self.message(row.fixmedins_code, row.msgid)
         assert stored is not None
         return stored

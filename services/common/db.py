@@ -84,13 +84,18 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def upsert_constructor(session: AsyncSession) -> Any:
+    """The dialect's `insert` (with on_conflict_do_nothing / _do_update) for this session."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 async def insert_missing(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:
     """Insert a row unless its key exists; True when this call inserted it.
 
     ON CONFLICT DO NOTHING on both backends, so a concurrent inserter never raises here: the
     loser sees False and reads the winner's row.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_constructor(session)
     result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
     assert isinstance(result, CursorResult)
     return result.rowcount == 1

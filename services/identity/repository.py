@@ -33,27 +33,39 @@ class IdentityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def persons(self, psn_nos: Sequence[str]) -> dict[str, PersonRecord]:
-        """Persons (with insurance records and cards) by psn_no; unknown ones are absent."""
+    async def persons(
+        self, psn_nos: Sequence[str], *, with_cards: bool = True
+    ) -> dict[str, PersonRecord]:
+        """Persons (with insurance records, and cards unless left out) by psn_no; unknown ones
+        are absent. Rows are read as plain tuples: no ORM objects are needed to build records."""
         found: dict[str, PersonRecord] = {}
+        persons, insurances_table, cards_table = (
+            PersonRow.__table__,
+            InsuranceRow.__table__,
+            CardRow.__table__,
+        )
         for chunk in _chunks(list(dict.fromkeys(psn_nos))):
             people = (
-                await self._session.scalars(select(PersonRow).where(PersonRow.psn_no.in_(chunk)))
+                await self._session.execute(select(persons).where(persons.c.psn_no.in_(chunk)))
             ).all()
             insurances = (
-                await self._session.scalars(
-                    select(InsuranceRow)
-                    .where(InsuranceRow.psn_no.in_(chunk))
-                    .order_by(InsuranceRow.psn_no, InsuranceRow.insutype)
+                await self._session.execute(
+                    select(insurances_table)
+                    .where(insurances_table.c.psn_no.in_(chunk))
+                    .order_by(insurances_table.c.psn_no, insurances_table.c.insutype)
                 )
             ).all()
             cards = (
-                await self._session.scalars(
-                    select(CardRow)
-                    .where(CardRow.psn_no.in_(chunk))
-                    .order_by(CardRow.psn_no, CardRow.card_no)
-                )
-            ).all()
+                (
+                    await self._session.execute(
+                        select(cards_table)
+                        .where(cards_table.c.psn_no.in_(chunk))
+                        .order_by(cards_table.c.psn_no, cards_table.c.card_no)
+                    )
+                ).all()
+                if with_cards
+                else []
+            )
             by_person: dict[str, tuple[list[InsuranceRecord], list[CardRecord]]] = {
                 row.psn_no: ([], []) for row in people
             }
@@ -89,9 +101,9 @@ class IdentityRepository:
                 )
         return found
 
-    async def person(self, psn_no: str) -> PersonRecord | None:
+    async def person(self, psn_no: str, *, with_cards: bool = True) -> PersonRecord | None:
         """One person, or None."""
-        return (await self.persons([psn_no])).get(psn_no)
+        return (await self.persons([psn_no], with_cards=with_cards)).get(psn_no)
 
     async def psn_no_by_certno(self, certno: str) -> str | None:
         """The person holding an ID number."""

@@ -349,7 +349,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         self, request: identity_service_pb2.GetPersonRequest, context: Context
     ) -> identity_pb2.Person:
         async with self._sessions() as session:
-            person = await IdentityRepository(session).person(request.psn_no)
+            person = await IdentityRepository(session).person(request.psn_no, with_cards=False)
         if person is None:
             raise PersonNotFound(f"no person {request.psn_no}", psnNo=request.psn_no)
         return person_to_proto(person, with_cards=False)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_missing
+from services.common.db import upsert_constructor
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -120,6 +120,16 @@ class SettlementRepository:
         )
         return list(rows)
 
+    async def live_classified(self, mdtrt_id: str) -> list[bytes]:
+        """The classified form (ClassifiedFee) of the visit's live lines, in upload order: all
+        that settling needs, without building a row object per line."""
+        rows = await self._session.scalars(
+            select(FeeLineRow.classified)
+            .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE)
+            .order_by(FeeLineRow.id)
+        )
+        return list(rows)
+
     async def cancel_lines(self, mdtrt_id: str, feedetl_sn: str, now: dt.datetime) -> int:
         """Cancel one live line (or all when feedetl_sn is empty); how many were cancelled."""
         statement = update(FeeLineRow).where(
@@ -151,10 +161,20 @@ class SettlementRepository:
     # --- annual accumulators ---
 
     async def _locked(self, model: type[T], key: dict[str, Any], zero: dict[str, Any]) -> T:
-        """The row with this key, inserted with `zero` values when missing, locked until commit."""
-        await insert_missing(self._session, model, {**key, **zero})
-        query = select(model).filter_by(**key).with_for_update()
-        row = await self._session.scalar(query.execution_options(populate_existing=True))
+        """The row with this key, inserted with `zero` values when missing, locked until commit.
+
+        One statement: an upsert whose conflict branch rewrites a key column with itself, which
+        locks the existing row (PostgreSQL) and returns it as stored. SQLite transactions hold
+        the write lock from BEGIN already.
+        """
+        statement = upsert_constructor(self._session)(model).values(**key, **zero)
+        first_key = next(iter(key))
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key), set_={first_key: statement.excluded[first_key]}
+        ).returning(model)
+        row: T | None = await self._session.scalar(
+            statement, execution_options={"populate_existing": True}
+        )
         assert row is not None
         return row
 

@@ -799,10 +799,10 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 f"visit {visit.mdtrt_id} is settled ({visit.setl_id}); cancel that first",
                 setlId=visit.setl_id,
             )
-        rows = await repository.live_lines(visit.mdtrt_id)
-        if not rows:
+        classified = await repository.live_classified(visit.mdtrt_id)
+        if not classified:
             raise NoFees(f"visit {visit.mdtrt_id} has no live fee lines")
-        fees = [settlement_pb2.ClassifiedFee.FromString(row.classified) for row in rows]
+        fees = [settlement_pb2.ClassifiedFee.FromString(line) for line in classified]
         sums = wire.line_sums(fees)
         if request.HasField("medfee_sumamt") and request.medfee_sumamt.amount_fen != (
             sums.medfee_sumamt
