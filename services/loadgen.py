@@ -15,6 +15,7 @@ import datetime as dt
 import itertools
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from services.common.ports import free_port_block
 from services.common.values import SHANGHAI
 from services.demo.bundle import DemoPatient, long_term_patients
 from services.echo_chain import METHOD
+
+_CPU_SECONDS = re.compile(rb"^process_cpu_seconds_total (\S+)$", re.MULTILINE)
 
 TRANSACTIONS = ("1101", "2401", "2301", "2304")
 _CODES = ("XD0000", "XD0001", "XD0002", "XD0003", "XS0003", "XC0000")
@@ -235,17 +238,17 @@ async def echo_chain(concurrency: int, duration_s: float, payload: int = 2048) -
     return seconds
 
 
-async def _settle_only(
+async def _prepare(
     visitors: dict[str, Visitor],
     by_hospital: dict[str, list[DemoPatient]],
     *,
     concurrency: int,
     visits: int,
-) -> float:
-    """Prepare `visits` visits (not timed), then settle them all `concurrency` at a time; the
-    seconds the settling took."""
+) -> list[tuple[Visitor, dict[str, Any]]]:
+    """Prepare `visits` visits up to their settlement (1101, 2401, 2301), `concurrency` at a
+    time."""
     hospitals = list(by_hospital)
-    queue: asyncio.Queue[tuple[Visitor, dict[str, Any]]] = asyncio.Queue()
+    prepared_visits: list[tuple[Visitor, dict[str, Any]]] = []
     semaphore = asyncio.Semaphore(concurrency)
 
     async def prepare_one(index: int) -> None:
@@ -253,9 +256,19 @@ async def _settle_only(
         async with semaphore:
             prepared = await visitors[hospital].prepare(random.choice(by_hospital[hospital]))
         if prepared is not None:
-            queue.put_nowait((visitors[hospital], prepared))
+            prepared_visits.append((visitors[hospital], prepared))
 
     await asyncio.gather(*(prepare_one(index) for index in range(visits)))
+    return prepared_visits
+
+
+async def _settle_all(
+    prepared_visits: list[tuple[Visitor, dict[str, Any]]], *, concurrency: int
+) -> float:
+    """Settle prepared visits `concurrency` at a time; the seconds it took."""
+    queue: asyncio.Queue[tuple[Visitor, dict[str, Any]]] = asyncio.Queue()
+    for item in prepared_visits:
+        queue.put_nowait(item)
     started = time.perf_counter()
 
     async def worker() -> None:
@@ -265,6 +278,36 @@ async def _settle_only(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started
+
+
+async def _cpu_seconds(client: httpx.AsyncClient, endpoints: dict[str, str]) -> dict[str, float]:
+    """Each mesh process's CPU seconds so far, read from its Prometheus endpoint."""
+    found: dict[str, float] = {}
+    for key, url in endpoints.items():
+        if not key.endswith("_metrics"):
+            continue
+        try:
+            reply = await client.get(url, timeout=5)
+        except httpx.HTTPError:
+            continue  # a process without metrics is left out of the CPU figures
+        match = _CPU_SECONDS.search(reply.content)
+        if match:
+            found[key.removesuffix("_metrics")] = float(match.group(1))
+    return found
+
+
+def _cpu_line(before: dict[str, float], after: dict[str, float], settlements: int) -> str:
+    """CPU milliseconds per settlement of each mesh process over the measured phase."""
+    spent = {
+        name: (after[name] - before[name]) * 1000 / settlements
+        for name in sorted(after)
+        if name in before
+    }
+    parts = ", ".join(f"{name} {ms:.1f}" for name, ms in spent.items())
+    return (
+        f"CPU per settlement (ms): {parts}; together {sum(spent.values()):.1f} "
+        "(PostgreSQL, Redis and this load generator not counted)"
+    )
 
 
 async def run_bench(
@@ -299,15 +342,17 @@ async def run_bench(
             await his.sign_in()
             visitors[hospital] = Visitor(his, tally, lines)
         if settle_only:
-            elapsed = await _settle_only(
-                visitors, chosen, concurrency=concurrency, visits=settle_only
-            )
+            prepared = await _prepare(visitors, chosen, concurrency=concurrency, visits=settle_only)
+            cpu_before = await _cpu_seconds(client, endpoints)
+            elapsed = await _settle_all(prepared, concurrency=concurrency)
         else:
+            cpu_before = await _cpu_seconds(client, endpoints)
             started = time.perf_counter()
             await _drive(
                 visitors, chosen, concurrency=concurrency, rate=rate, duration_s=duration_s
             )
             elapsed = time.perf_counter() - started
+        cpu_after = await _cpu_seconds(client, endpoints)
     mode = f"rate {rate}/s" if rate > 0 else f"concurrency {concurrency}"
     if settle_only:
         mode += f", 2304 alone on {settle_only} prepared visits"
@@ -323,6 +368,8 @@ async def run_bench(
         print(
             f"  {infno}: {count:6d} calls  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms"
         )
+    if tally.visits and cpu_after:
+        print(_cpu_line(cpu_before, cpu_after, tally.visits))
     print(f"errors: {sum(tally.errors.values())}")
     for message, count in tally.errors.most_common(5):
         print(f"  {count:6d}  {message}")

@@ -79,10 +79,14 @@ class MeshConfig:
         return (self.metrics_base_port or self.base_port + 100) + SERVICES.index(name)
 
     def endpoints(self) -> dict[str, str]:
-        """What endpoints.json holds: gRPC host:port per service, the gateway's base URL and the
-        gateway's database (for `medsettle hospital-credentials`)."""
+        """What endpoints.json holds: gRPC host:port per service, the gateway's base URL, each
+        process's Prometheus URL (`<name>_metrics`) and the gateway's database (for
+        `medsettle hospital-credentials`)."""
         found = {name: f"{self.host}:{self.service_port(name)}" for name in SERVICES}
         found["gateway"] = f"http://{self.host}:{self.gateway_port}"
+        for name in SERVICES:
+            found[f"{name}_metrics"] = f"http://{self.host}:{self.metrics_port(name)}/metrics"
+        found["gateway_metrics"] = f"{found['gateway']}/metrics"
         found["gateway_database"] = database_url(self, "gateway") or (
             f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.sqlite').resolve()}"
         )

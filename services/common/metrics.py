@@ -1,6 +1,7 @@
 """Prometheus metrics of one process, in its own registry (built in `__main__`, passed in).
 
-Every gRPC server records calls per method and status code with their latency; processes add
+Every process reports its CPU time and memory (process_*); every gRPC server records calls per
+method and status code with their latency; processes add
 their own figures (the gateway per infno, settlement the money it settles and its outbox backlog,
 clearing the prepayments' usage, everyone their cache's hit ratio). Services expose the registry
 on `<PREFIX>_METRICS_PORT`, the gateway on `/metrics`. Labels never carry personal data.
@@ -10,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client import start_http_server as _start_http_server
 
 # Seconds; the national average inpatient settlement is about 0.8 s, targets are tens of ms.
@@ -23,6 +31,8 @@ class ProcessMetrics:
     def __init__(self, process: str) -> None:
         self.process = process
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_cpu_seconds_total, process_resident_memory_bytes...: what the process costs.
+        ProcessCollector(registry=self.registry)
         self.rpc_requests = Counter(
             "medsettle_rpc_requests",
             "gRPC calls served, by method and status code",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from services.bundle_loader import load_bundle
-from services.common.mesh import Mesh
+from services.common.mesh import SERVICES, Mesh
 from services.demo.bundle import long_term_patients, write_demo_bundle
 from services.loadgen import echo_chain, run_bench
 
@@ -60,4 +61,11 @@ async def test_settle_only_times_2304_on_prepared_visits(
         settle_only=6,
     )
     assert (tally.visits, len(tally.seconds["2304"]), dict(tally.errors)) == (6, 6, {})
-    assert "2304 alone on 6 prepared visits" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2304 alone on 6 prepared visits" in printed
+    [cpu_line] = [line for line in printed.splitlines() if line.startswith("CPU per settlement")]
+    figures = dict(
+        (name, float(ms)) for name, ms in re.findall(r"(\w+) (\d+\.\d)", cpu_line.split(";")[0])
+    )
+    assert set(figures) == {*SERVICES, "gateway"}
+    assert figures["gateway"] > 0 and figures["settlement"] > 0  # the two that every 2304 crosses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -39,7 +40,8 @@ async def listed_services(target: str) -> set[str]:
 @in_mesh_loop
 async def test_every_service_serves_health_and_reflection(mesh: Mesh) -> None:
     endpoints = json.loads(mesh.endpoints_path.read_text())
-    assert set(endpoints) == {*SERVICES, "gateway", "gateway_database"}
+    metrics = {f"{name}_metrics" for name in (*SERVICES, "gateway")}
+    assert set(endpoints) == {*SERVICES, "gateway", "gateway_database", *metrics}
     assert endpoints["gateway_database"].endswith("/gateway.sqlite")
     for name in SERVICES:
         names = await listed_services(endpoints[name])
@@ -106,7 +108,9 @@ def test_medsettle_up_writes_endpoints_and_exits_zero_on_ctrl_c(tmp_path: Path) 
         while not endpoints_file.exists() and time.monotonic() < deadline:
             assert process.poll() is None, "medsettle up exited during start-up"
             time.sleep(0.2)
-        assert json.loads(endpoints_file.read_text()) == config.endpoints()
+        # `up` puts the metrics ports at --base-port + 100.
+        expected = dataclasses.replace(config, metrics_base_port=0).endpoints()
+        assert json.loads(endpoints_file.read_text()) == expected
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
