@@ -115,4 +115,9 @@ def test_medsettle_up_writes_endpoints_and_exits_zero_on_ctrl_c(tmp_path: Path) 
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
-            process.kill()
+            # SIGINT lets `up` stop its children; a kill alone would leave them running.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
