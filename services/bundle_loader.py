@@ -134,10 +134,10 @@ class BundleLoader:
         return {"written": reply.written_count, "unchanged": reply.unchanged_count}
 
     async def _catalogue_items(self, path: Path) -> dict[str, int]:
-        by_province = catalogue_bundle.read_catalogue(path)
-        counts = {"provinces": len(by_province), "items": 0, "changed": 0}
-        with _bar(sum(map(len, by_province.values())), path.name) as bar:
-            for prov, items in sorted(by_province.items()):
+        per_province = catalogue_bundle.province_counts(path)
+        counts = {"provinces": len(per_province), "items": 0, "changed": 0}
+        with _bar(sum(per_province.values()), path.name) as bar:
+            for prov, items in catalogue_bundle.catalogue_by_province(path):
                 version = await catalogue_bundle.load_catalogue(
                     self._catalogue, prov, items, bar.update
                 )

@@ -4,9 +4,10 @@ CatalogueService (institutions in one call; each province's catalogue as one new
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from medsettle.catalogue.v1 import catalogue_pb2, catalogue_service_pb2, catalogue_service_pb2_grpc
 
@@ -74,20 +75,67 @@ def read_institutions(path: Path) -> list[catalogue_pb2.Institution]:
 
 
 def read_catalogue(path: Path) -> dict[str, list[catalogue_pb2.CatalogueItem]]:
-    """The items of catalogue.csv by province."""
+    """The items of catalogue.csv by province (the whole file in memory: for small files)."""
+    province_counts(path)
+    return dict(catalogue_by_province(path))
+
+
+def province_counts(path: Path) -> dict[str, int]:
+    """Check all of catalogue.csv, keeping no items; items per province, or BundleInvalid.
+
+    The national file has 1.55 million items, which as messages take about 3 GB: the loader
+    checks the file with this first, then reads it again a province at a time.
+    """
     problems: list[Problem] = []
-    by_province: dict[str, list[catalogue_pb2.CatalogueItem]] = defaultdict(list)
-    seen: dict[tuple[str, str], int] = {}
-    for row in bundle.read_csv(path, CATALOGUE_COLUMNS):
+    counts: dict[str, int] = {}
+    for prov, _ in _catalogue_rows(path, problems, build=False):
+        counts[prov] = counts.get(prov, 0) + 1
+    if problems:
+        raise BundleInvalid(problems[: bundle.MAX_REPORTED])
+    return counts
+
+
+def catalogue_by_province(path: Path) -> Iterator[tuple[str, list[catalogue_pb2.CatalogueItem]]]:
+    """Each province's items, one province at a time (of a file province_counts accepted)."""
+    problems: list[Problem] = []
+    items = _catalogue_rows(path, problems, build=True)
+    for prov, group in itertools.groupby(items, key=lambda pair: pair[0]):
+        yield prov, [item for _, item in group if item is not None]
+    if problems:  # the file changed since it was checked
+        raise BundleInvalid(problems[: bundle.MAX_REPORTED])
+
+
+def _catalogue_rows(
+    path: Path, problems: list[Problem], *, build: bool
+) -> Iterator[tuple[str, catalogue_pb2.CatalogueItem | None]]:
+    """(province, item) per good row, the item only when `build`; problems go to `problems`.
+
+    A province's rows must be consecutive (as the national export writes them), so that a
+    province can be sent as soon as its rows are read and duplicates are looked for within it.
+    """
+    done: set[str] = set()
+    current = ""
+    seen: dict[str, int] = {}
+    for row in bundle.iter_csv(path, CATALOGUE_COLUMNS, problems):
         values = row.values
         prov, code = values["prov_admdvs"], values["med_list_codg"]
         if province_of(prov) != prov:
             problems.append(Problem(path.name, row.line, "prov_admdvs", "must be a PP0000 code"))
-        if (prov, code) in seen:
+            continue
+        if prov != current:
+            if prov in done:
+                problems.append(
+                    Problem(
+                        path.name, row.line, "prov_admdvs", "a province's rows must be consecutive"
+                    )
+                )
+            done.add(current)
+            current, seen = prov, {}
+        if code in seen:
             problems.append(
-                Problem(path.name, row.line, "med_list_codg", f"repeats line {seen[prov, code]}")
+                Problem(path.name, row.line, "med_list_codg", f"repeats line {seen[code]}")
             )
-        seen[prov, code] = row.line
+        seen[code] = row.line
         problem = logic.item_problem(
             code,
             values["list_type"],
@@ -102,25 +150,26 @@ def read_catalogue(path: Path) -> dict[str, list[catalogue_pb2.CatalogueItem]]:
         if problem:
             problems.append(Problem(path.name, row.line, "", problem))
             continue
-        item = catalogue_pb2.CatalogueItem(
-            prov_admdvs=prov,
-            list_type=values["list_type"],
-            med_list_codg=code,
-            name=values["name"],
-            item_class=int(values["chrgitm_lv"]),  # type: ignore[arg-type]
-            selfpay_prop=str(values["selfpay_prop"]),
-            min_level=int(values["min_level"] or 0),
-            med_types=values["med_types"] or (),
-            begin_date=date_to_proto(values["begndate"]),
-        )
-        if values["pric_uplmt_amt"] is not None:
-            item.price_cap.CopyFrom(money(values["pric_uplmt_amt"]))
-        if values["enddate"] is not None:
-            item.end_date.CopyFrom(date_to_proto(values["enddate"]))
-        by_province[prov].append(item)
-    if problems:
-        raise BundleInvalid(problems[: bundle.MAX_REPORTED])
-    return dict(by_province)
+        yield prov, _item(values) if build else None
+
+
+def _item(values: dict[str, Any]) -> catalogue_pb2.CatalogueItem:
+    item = catalogue_pb2.CatalogueItem(
+        prov_admdvs=values["prov_admdvs"],
+        list_type=values["list_type"],
+        med_list_codg=values["med_list_codg"],
+        name=values["name"],
+        item_class=int(values["chrgitm_lv"]),  # type: ignore[arg-type]
+        selfpay_prop=str(values["selfpay_prop"]),
+        min_level=int(values["min_level"] or 0),
+        med_types=values["med_types"] or (),
+        begin_date=date_to_proto(values["begndate"]),
+    )
+    if values["pric_uplmt_amt"] is not None:
+        item.price_cap.CopyFrom(money(values["pric_uplmt_amt"]))
+    if values["enddate"] is not None:
+        item.end_date.CopyFrom(date_to_proto(values["enddate"]))
+    return item
 
 
 async def load_institutions(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.catalogue.bundle import catalogue_by_province, province_counts
 from services.common import bundle
 from services.common.bundle import BundleInvalid, Column, Problem
 from services.demo.bundle import write_demo_bundle
@@ -100,3 +101,20 @@ def test_a_persons_rows_must_be_consecutive_and_agree(tmp_path: Path) -> None:
 def test_chunks_hold_a_thousand_items_and_an_empty_input_gives_one_empty_chunk() -> None:
     assert [len(chunk) for chunk in bundle.chunked(range(2_001))] == [1_000, 1_000, 1]
     assert list(bundle.chunked([])) == [[]]
+
+
+def test_a_provinces_catalogue_rows_must_be_consecutive_and_are_read_a_province_at_a_time(
+    tmp_path: Path,
+) -> None:
+    catalogue_file = write_demo_bundle(tmp_path / "bundle", persons=1, seed=1) / "catalogue.csv"
+    counts = province_counts(catalogue_file)
+    assert len(counts) == 31 and sum(counts.values()) == 558
+    by_province = list(catalogue_by_province(catalogue_file))
+    assert [(prov, len(items)) for prov, items in by_province] == list(counts.items())
+    lines = catalogue_file.read_text(encoding="utf-8").splitlines()
+    catalogue_file.write_text("\n".join([*lines, lines[1]]) + "\n", encoding="utf-8")
+    with pytest.raises(BundleInvalid) as raised:
+        province_counts(catalogue_file)
+    assert [str(problem) for problem in raised.value.problems] == [
+        f"catalogue.csv:{len(lines) + 1}: prov_admdvs: a province's rows must be consecutive"
+    ]
