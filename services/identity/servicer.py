@@ -153,7 +153,8 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
                 raise VoucherInvalid("the e-voucher token is not valid")
         else:
             raise CredentialTypeInvalid("credential_type must be 01, 02 or 03")
-        person = await repository.person(psn_no)
+        # The answer carries no cards (a card credential was checked above), so none are read.
+        person = await repository.person(psn_no, with_cards=False)
         if person is None:
             raise PersonNotFound("the credential's person is no longer registered")
         return person
@@ -184,7 +185,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         async with self._sessions.begin() as session:
             repository = IdentityRepository(session)
             psn_no = await repository.psn_no_by_certno(certno)
-            person = await repository.person(psn_no) if psn_no else None
+            person = await repository.person(psn_no, with_cards=False) if psn_no else None
             if person is None or person.psn_name != request.psn_name:
                 raise PersonNotFound("no insured person has this ID number and name")
             logic.active_insurance(person)

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -53,7 +54,7 @@ def backoff_s(attempts: int, base_s: float, ceiling_s: float) -> float:
 
 
 class OutboxRelay:
-    """Runs until cancelled; `wake()` after a commit makes delivery immediate."""
+    """Runs until cancelled; `wake()` after a commit starts delivery within `linger_s`."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class OutboxRelay:
         base_backoff_s: float = 0.5,
         max_backoff_s: float = 60.0,
         idle_poll_s: float = 5.0,
+        linger_s: float = 0.1,
         backlog: Gauge | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -75,6 +77,8 @@ class OutboxRelay:
         self._base_backoff_s = base_backoff_s
         self._max_backoff_s = max_backoff_s
         self._idle_poll_s = idle_poll_s
+        self._linger_s = linger_s
+        self._backlog_read_at = 0.0
         self._wake = asyncio.Event()
         self._backlog = backlog
         self._tracer = tracer or trace.NoOpTracer()
@@ -95,10 +99,13 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
                 sent = 0
-            if sent == 0:
+            if sent < self._batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
                 self._wake.clear()
+                # A pass per commit costs two transactions per event; waiting a moment lets the
+                # commits that follow join the same pass.
+                await asyncio.sleep(self._linger_s)
 
     async def relay_once(self) -> int:
         """Claim the due events, send them in order, record the outcome; events delivered."""
@@ -128,7 +135,8 @@ class OutboxRelay:
             delivered.append(row_id)
         await self._record(delivered, failed, [c[0] for c in claimed])
         self.delivered += len(delivered)
-        if self._backlog is not None:
+        if self._backlog is not None and time.monotonic() - self._backlog_read_at >= 1.0:
+            self._backlog_read_at = time.monotonic()  # a gauge, scraped every few seconds
             async with self._sessions() as session:
                 waiting, _ = await SettlementRepository(session).backlog()
             self._backlog.set(waiting)
