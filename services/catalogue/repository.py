@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalogue.models import (
@@ -16,6 +16,7 @@ from services.catalogue.models import (
     InstitutionRow,
     ItemMappingRow,
 )
+from services.common.db import analyze
 
 _CHUNK = 500
 ITEM_FIELDS = (
@@ -140,8 +141,7 @@ class CatalogueRepository:
 
     async def refresh_statistics(self) -> None:
         """Let PostgreSQL's planner see a bulk upload at once (else it may scan every item)."""
-        if self._session.get_bind().dialect.name == "postgresql":
-            await self._session.execute(text("ANALYZE catalogue_items"))
+        await analyze(self._session, CatalogueItemRow)
 
     async def add_version(self, row: CatalogueVersionRow) -> None:
         """Record an upload."""

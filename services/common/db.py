@@ -101,6 +101,14 @@ async def insert_missing(session: AsyncSession, model: type[Any], values: dict[s
     return result.rowcount == 1
 
 
+async def analyze(session: AsyncSession, *models: type[Any]) -> None:
+    """Refresh PostgreSQL's planner statistics of these tables now, inside the session's
+    transaction (its own uncommitted rows are counted). SQLite needs nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        tables = ", ".join(model.__tablename__ for model in models)
+        await session.execute(text(f"ANALYZE {tables}"))
+
+
 class GrowingTables:
     """Keeps PostgreSQL's planner statistics true while one long transaction fills tables.
 
@@ -113,15 +121,13 @@ class GrowingTables:
 
     def __init__(self, session: AsyncSession, *models: type[Any], first_at: int = 5_000) -> None:
         self._session = session
-        self._tables = [model.__tablename__ for model in models]
+        self._models = models
         self._written = 0
         self._next = first_at
-        self._postgresql = session.get_bind().dialect.name == "postgresql"
 
     async def grew(self, rows: int) -> None:
         """Count rows written; refresh the statistics when they passed the next threshold."""
         self._written += rows
         if self._written >= self._next:
             self._next *= 4
-            if self._postgresql:
-                await self._session.execute(text(f"ANALYZE {', '.join(self._tables)}"))
+            await analyze(self._session, *self._models)
