@@ -193,6 +193,7 @@ async def load_persons(
 
     async def messages() -> AsyncIterator[tuple[identity_service_pb2.UpsertPersonsRequest, int]]:
         for chunk in bundle.chunked(iter_persons(path, problems, insured_area)):
-            yield identity_service_pb2.UpsertPersonsRequest(persons=chunk), len(chunk)
+            rows = sum(len(person.insurances) for person in chunk)  # one row per insurance record
+            yield identity_service_pb2.UpsertPersonsRequest(persons=chunk), rows
 
     return await bundle.send_while_reading(stub.UpsertPersons, path, messages(), problems, progress)
