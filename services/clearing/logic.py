@@ -228,8 +228,15 @@ class PairTotals:
 
     @property
     def clearing(self) -> int:
-        """The funds plus the personal account: what the insured province pays."""
-        return self.hifp + self.critical + self.maf + self.acct
+        """What the insured province pays for these entries."""
+        return clearing_amount(self.hifp, self.critical, self.maf, self.acct)
+
+
+def clearing_amount(hifp_fen: int, critical_fen: int, maf_fen: int, acct_fen: int) -> int:
+    """What the insured province pays the treatment province for an entry, which is also what
+    the entry spends of the pair's prepayment: the funds and the personal account, not the
+    person's cash."""
+    return hifp_fen + critical_fen + maf_fen + acct_fen
 
 
 def statement_hash(period: str, pairs: list[PairTotals]) -> str:

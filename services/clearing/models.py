@@ -144,6 +144,23 @@ class PrepaymentRow(Base):
     overdrawn: Mapped[bool] = mapped_column(Boolean)
 
 
+class PairSpendRow(Base):
+    """A pair's spend of a year not yet in a closed clearing period, kept as a running total.
+
+    Each ledger entry adds its funds and account amount (a cancellation's are negative) to the
+    year of its period; closing a period takes off what it cleared. Summing the ledger instead
+    would cost each event a scan of its pair's whole year.
+    """
+
+    __tablename__ = "pair_spend"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    insured_prov: Mapped[str] = mapped_column(String(6), primary_key=True)
+    treatment_prov: Mapped[str] = mapped_column(String(6), primary_key=True)
+    uncleared_fen: Mapped[int] = mapped_column(BigInteger)
+    """hifp + critical illness + maf + account, fen, of the entries not in a closed period."""
+
+
 class TopUpRow(Base):
     """One top-up, by its request id (a repeat changes nothing)."""
 

@@ -14,6 +14,7 @@ from services.clearing.logic import Entry, PairTotals
 from services.clearing.models import (
     DisputeRow,
     LedgerEntryRow,
+    PairSpendRow,
     PeriodRow,
     PrepaymentRow,
     PrepaymentWarningRow,
@@ -21,10 +22,16 @@ from services.clearing.models import (
     TopUpRow,
     TreatmentConfirmationRow,
 )
-from services.common.db import insert_missing
+from services.common.db import insert_missing, upsert_constructor
 
 _CANCELLED = ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
 _OPEN_DISPUTE = 1
+
+
+def _clearing_amount() -> Any:
+    """logic.clearing_amount of a ledger entry, as SQL."""
+    row = LedgerEntryRow
+    return row.hifp_pay_fen + row.critical_pay_fen + row.maf_pay_fen + row.acct_pay_fen
 
 
 def _entry(row: LedgerEntryRow) -> Entry:
@@ -242,26 +249,67 @@ class ClearingRepository:
     async def year_spend(self, year: int) -> dict[tuple[str, str], int]:
         """Funds plus account per (insured, treatment) province over a year's ledger."""
         row = LedgerEntryRow
-        amount = row.hifp_pay_fen + row.critical_pay_fen + row.maf_pay_fen + row.acct_pay_fen
         query = (
-            select(row.insured_prov, row.treatment_prov, func.sum(amount))
+            select(row.insured_prov, row.treatment_prov, func.sum(_clearing_amount()))
             .where(row.period.like(f"{year:04d}-%"))
             .group_by(row.insured_prov, row.treatment_prov)
         )
         return {(a, b): int(total) for a, b, total in await self._session.execute(query)}
 
     async def uncleared_spend(self, year: int, insured_prov: str, treatment_prov: str) -> int:
-        """A pair's spend of the year not yet in a closed clearing period."""
-        row = LedgerEntryRow
-        closed = select(PeriodRow.period).where(PeriodRow.state == 3)
-        amount = row.hifp_pay_fen + row.critical_pay_fen + row.maf_pay_fen + row.acct_pay_fen
-        query = select(func.coalesce(func.sum(amount), 0)).where(
-            row.period.like(f"{year:04d}-%"),
-            row.insured_prov == insured_prov,
-            row.treatment_prov == treatment_prov,
-            or_(row.cleared_period.is_(None), row.cleared_period.not_in(closed)),
+        """A pair's spend of the year not yet in a closed clearing period (its running total)."""
+        total = await self._session.scalar(
+            select(PairSpendRow.uncleared_fen).where(
+                PairSpendRow.year == year,
+                PairSpendRow.insured_prov == insured_prov,
+                PairSpendRow.treatment_prov == treatment_prov,
+            )
         )
-        return int(await self._session.scalar(query) or 0)
+        return int(total or 0)
+
+    async def add_spend(
+        self, year: int, insured_prov: str, treatment_prov: str, amount_fen: int
+    ) -> int:
+        """Add a new entry's amount to its pair's running total; the total after it.
+
+        One upsert, which also locks the pair's total until the transaction ends: events of one
+        pair are counted one after the other.
+        """
+        insert = upsert_constructor(self._session)(PairSpendRow).values(
+            year=year,
+            insured_prov=insured_prov,
+            treatment_prov=treatment_prov,
+            uncleared_fen=amount_fen,
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["year", "insured_prov", "treatment_prov"],
+            set_={"uncleared_fen": PairSpendRow.uncleared_fen + insert.excluded.uncleared_fen},
+        ).returning(PairSpendRow.uncleared_fen)
+        return int(await self._session.scalar(statement) or 0)
+
+    async def take_off_closed(self, period: str) -> set[int]:
+        """Take a closing period's entries off their pairs' running totals (each in the year of
+        its own month, which for a late entry is not the period's); the years touched."""
+        row = LedgerEntryRow
+        year = func.substr(row.period, 1, 4)
+        query = (
+            select(year, row.insured_prov, row.treatment_prov, func.sum(_clearing_amount()))
+            .where(row.cleared_period == period)
+            .group_by(year, row.insured_prov, row.treatment_prov)
+        )
+        years = set()
+        for year_text, insured, treatment, total in (await self._session.execute(query)).all():
+            await self._session.execute(
+                update(PairSpendRow)
+                .where(
+                    PairSpendRow.year == int(year_text),
+                    PairSpendRow.insured_prov == insured,
+                    PairSpendRow.treatment_prov == treatment,
+                )
+                .values(uncleared_fen=PairSpendRow.uncleared_fen - int(total))
+            )
+            years.add(int(year_text))
+        return years
 
     async def top_up(self, request_id: str) -> TopUpRow | None:
         """A top-up by its request id."""

@@ -288,15 +288,17 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                 row.closed_at = now
                 await session.flush()
                 # Cleared money no longer uses the prepayments: their usage drops.
-                for prepayment in await repository.prepayments(int(period[:4])):
-                    locked = await repository.prepayment(
-                        prepayment.year,
-                        prepayment.insured_prov,
-                        prepayment.treatment_prov,
-                        lock=True,
-                    )
-                    assert locked is not None
-                    await _evaluate(repository, locked, now, self._usage)
+                years = await repository.take_off_closed(period) | {int(period[:4])}
+                for year in sorted(years):
+                    for prepayment in await repository.prepayments(year):
+                        locked = await repository.prepayment(
+                            prepayment.year,
+                            prepayment.insured_prov,
+                            prepayment.treatment_prov,
+                            lock=True,
+                        )
+                        assert locked is not None
+                        await _evaluate(repository, locked, now, self._usage)
             return await _period_to_proto(repository, row)
 
     async def DisputeSettlement(
@@ -777,19 +779,29 @@ async def _prepayment_row(
 async def _evaluate_pair(
     repository: ClearingRepository, entry: LedgerEntryRow, usage_gauge: Gauge
 ) -> None:
-    """After a ledger entry: the usage of its pair's prepayment, if the pair has one."""
-    row = await repository.prepayment(
-        int(entry.period[:4]), entry.insured_prov, entry.treatment_prov, lock=True
+    """After a ledger entry: count it in its pair's spend, then the usage of the pair's
+    prepayment, if the pair has one."""
+    year = int(entry.period[:4])
+    amount = logic.clearing_amount(
+        entry.hifp_pay_fen, entry.critical_pay_fen, entry.maf_pay_fen, entry.acct_pay_fen
     )
+    spend = await repository.add_spend(year, entry.insured_prov, entry.treatment_prov, amount)
+    row = await repository.prepayment(year, entry.insured_prov, entry.treatment_prov, lock=True)
     if row is not None:
-        await _evaluate(repository, row, _now(), usage_gauge)
+        await _evaluate(repository, row, _now(), usage_gauge, spend)
 
 
 async def _evaluate(
-    repository: ClearingRepository, row: PrepaymentRow, now: dt.datetime, usage_gauge: Gauge
+    repository: ClearingRepository,
+    row: PrepaymentRow,
+    now: dt.datetime,
+    usage_gauge: Gauge,
+    spend: int | None = None,
 ) -> clearing_service_pb2.Prepayment:
-    """Bring the pair's level up to date, raising one warning per threshold crossed upwards."""
-    spend = await repository.uncleared_spend(row.year, row.insured_prov, row.treatment_prov)
+    """Bring the pair's level up to date, raising one warning per threshold crossed upwards.
+    `spend` is the pair's uncleared spend when the caller has just counted it."""
+    if spend is None:
+        spend = await repository.uncleared_spend(row.year, row.insured_prov, row.treatment_prov)
     amount = row.base_fen + row.topped_up_fen
     level = logic.usage_level(spend, amount)
     usage = logic.usage_text(spend, amount)

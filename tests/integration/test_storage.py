@@ -111,6 +111,67 @@ async def test_clearing_gives_entries_recorded_before_0005_their_shanghai_day(
         await engine.dispose()
 
 
+async def test_clearing_0006_sums_the_ledger_not_in_closed_periods_into_each_pairs_total(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        await upgrade_to_head(engine, CLEARING_MIGRATIONS, ClearingBase.metadata, "0005")
+        columns = (
+            "event_id, kind, setl_id, mdtrt_id, psn_no, fixmedins_code, treatment_admdvs, "
+            "treatment_prov, insuplc_admdvs, insured_prov, insutype, med_type, event_time, period, "
+            "event_day, medfee_sumamt_fen, hifp_pay_fen, critical_pay_fen, maf_pay_fen, "
+            "acct_pay_fen, fund_pay_sumamt_fen, psn_cash_pay_fen, event_hash, recorded_at, "
+            "cleared_period"
+        )
+        entries = [  # event id, insured province, period, hifp, acct, cleared in
+            ("A", "130000", "2026-10", 500, 20, "2026-10"),  # closed: not counted
+            ("B", "130000", "2026-11", 300, 10, "2026-11"),  # cleared, not closed: counted
+            ("C", "130000", "2026-11", 70, 0, None),
+            ("D", "130000", "2026-11", -70, 0, None),  # C's cancellation
+            ("E", "510000", "2025-12", 9, 1, None),
+        ]
+        when = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+        async with engine.begin() as connection:
+            for state, period in ((3, "2026-10"), (2, "2026-11")):
+                await connection.execute(
+                    text(
+                        "INSERT INTO clearing_periods (period, state, statement_hash, "
+                        "run_request_id) VALUES (:period, :state, '', '')"
+                    ),
+                    {"period": period, "state": state},
+                )
+            for event_id, insured, period, hifp, acct, cleared in entries:
+                await connection.execute(
+                    text(
+                        f"INSERT INTO ledger_entries ({columns}) VALUES (:id, 1, :id, 'M', 'P', "
+                        "'H', '110100', '110000', :insured, :insured, '310', '21', :when, "
+                        ":period, '2026-11-02', 1, :hifp, 0, 0, :acct, :hifp, 0, 'h', :when, "
+                        ":cleared)"
+                    ),
+                    {
+                        "id": event_id,
+                        "insured": insured,
+                        "when": when,
+                        "period": period,
+                        "hifp": hifp,
+                        "acct": acct,
+                        "cleared": cleared,
+                    },
+                )
+        await upgrade_to_head(engine, CLEARING_MIGRATIONS, ClearingBase.metadata)
+        async with engine.connect() as connection:
+            totals = await connection.execute(
+                text("SELECT year, insured_prov, treatment_prov, uncleared_fen FROM pair_spend")
+            )
+            assert sorted(tuple(row) for row in totals) == [
+                (2025, "510000", "110000", 10),
+                (2026, "130000", "110000", 310),
+            ]
+    finally:
+        await engine.dispose()
+
+
 async def test_a_growing_upload_refreshes_postgresql_statistics_inside_its_transaction(
     postgres_url: str,
 ) -> None:

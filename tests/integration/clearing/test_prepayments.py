@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 from medsettle.clearing.v1 import clearing_service_pb2
+from sqlalchemy import text
 
 from services.clearing import logic
 from services.common.runtime import Storage
@@ -126,3 +127,72 @@ async def test_prepayments_are_two_months_of_last_years_average_spend(
     assert await refusal(
         stub.ComputePrepayments(_C.ComputePrepaymentsRequest(year=2026), metadata=province(HEBEI))
     ) == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")
+
+
+async def uncleared(stub: Stub, year: int) -> int:
+    listed = await stub.GetPrepayments(_C.GetPrepaymentsRequest(year=year), metadata=national())
+    (pair,) = listed.prepayments
+    return pair.uncleared_spend.amount_fen
+
+
+async def ledger_uncleared(storage: Storage, year: int) -> int:
+    """The same figure summed from the ledger itself, independently of the running total."""
+    query = text(
+        "SELECT COALESCE(SUM(hifp_pay_fen + critical_pay_fen + maf_pay_fen + acct_pay_fen), 0) "
+        "FROM ledger_entries WHERE period LIKE :year AND (cleared_period IS NULL OR "
+        "cleared_period NOT IN (SELECT period FROM clearing_periods WHERE state = 3))"
+    )
+    async with storage.sessions() as session:
+        return int(await session.scalar(query, {"year": f"{year}-%"}) or 0)
+
+
+async def test_uncleared_spend_is_a_running_total_that_closing_lowers_in_each_entrys_own_year(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, storage = clearing
+    for year in (2026, 2027):
+        await stub.SetPrepayment(
+            _C.SetPrepaymentRequest(
+                year=year, insured_prov=HEBEI, treatment_prov=BEIJING, amount=money(100_000)
+            ),
+            metadata=national(),
+        )
+    december, january = dt.date(2026, 12, 30), dt.date(2027, 1, 5)
+    await record(stub, "D1", medfee=2_000, fund=1_000, acct=200, day=december)
+    await record(stub, "D2", medfee=900, fund=700, day=december)
+    await record(stub, "D2", medfee=900, fund=700, day=december, cancel=True)
+    await record(stub, "J1", medfee=500, fund=300, day=january)
+    await record(stub, "J2", medfee=90, fund=40, day=january)  # to be disputed
+    assert (await uncleared(stub, 2026), await uncleared(stub, 2027)) == (1_200, 340)
+
+    # January's clearing also takes December's entries (December was never cleared).
+    await stub.ConfirmTreatmentPeriod(
+        _C.ConfirmTreatmentPeriodRequest(period="2027-01", province=BEIJING), metadata=national()
+    )
+    await stub.RunClearing(
+        _C.RunClearingRequest(request_id="r-1", period="2027-01"), metadata=national()
+    )
+    assert (await uncleared(stub, 2026), await uncleared(stub, 2027)) == (1_200, 340)
+    run = await stub.DisputeSettlement(
+        _C.DisputeSettlementRequest(period="2027-01", setl_id="J2", reason="not ours"),
+        metadata=province(HEBEI),
+    )
+    assert run.state == _C.DISPUTE_STATE_OPEN
+    period = await stub.GetClearingRun(
+        _C.GetClearingRunRequest(period="2027-01"), metadata=national()
+    )
+    closed = await stub.ConfirmStatement(
+        _C.ConfirmStatementRequest(
+            period="2027-01", province=HEBEI, statement_hash=period.period.statement_hash
+        ),
+        metadata=province(HEBEI),
+    )
+    assert closed.state == _C.PERIOD_STATE_CLOSED
+    # Each year loses what the closed period cleared of it; the disputed J2 stays in 2027's.
+    assert (await uncleared(stub, 2026), await uncleared(stub, 2027)) == (0, 40)
+    await record(stub, "J3", medfee=80, fund=60, acct=5, day=january)
+    assert (await uncleared(stub, 2026), await uncleared(stub, 2027)) == (0, 105)
+    assert (await ledger_uncleared(storage, 2026), await ledger_uncleared(storage, 2027)) == (
+        0,
+        105,
+    )
