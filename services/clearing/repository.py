@@ -57,6 +57,12 @@ class ClearingRepository:
         """The session (servicers add new rows through it)."""
         return self._session
 
+    async def event_hash(self, event_id: str) -> str | None:
+        """The fingerprint an event was recorded with, if it was."""
+        return await self._session.scalar(
+            select(LedgerEntryRow.event_hash).where(LedgerEntryRow.event_id == event_id)
+        )
+
     async def institution_entries(
         self,
         fixmedins_code: str,

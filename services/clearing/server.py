@@ -6,6 +6,7 @@ from pathlib import Path
 
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 
 from services.clearing.config import ClearingSettings
 from services.clearing.models import Base
@@ -25,14 +26,15 @@ def registrar(servicer: ClearingServicer) -> Registrar:
     )
 
 
-def build_servicer(storage: Storage) -> ClearingServicer:
-    """The servicer with its dependencies."""
-    return ClearingServicer(storage.sessions, storage.metrics)
+def build_servicer(storage: Storage, tracer: Tracer | None = None) -> ClearingServicer:
+    """The servicer with its dependencies (the tracer opens a span per batched ledger event)."""
+    return ClearingServicer(storage.sessions, storage.metrics, tracer)
 
 
 async def serve(settings: ClearingSettings, provider: TracerProvider) -> None:
     """Run the clearing service until SIGTERM/SIGINT."""
-    storage = await open_storage(
-        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+    tracer = provider.get_tracer(settings.service_name)
+    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR, tracer)
+    await serve_until_stopped(
+        settings, storage, registrar(build_servicer(storage, tracer)), provider
     )
-    await serve_until_stopped(settings, storage, registrar(build_servicer(storage)), provider)

@@ -7,9 +7,11 @@ import logging
 from typing import Any
 
 import grpc
-from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc
+from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind, Tracer
 from prometheus_client import Gauge
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clearing import logic
@@ -56,15 +58,20 @@ from services.common.values import (
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _LOGGER = logging.getLogger(__name__)
+_MAX_EVENTS_PER_CALL = 500
 
 
 class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     """Implements medsettle.clearing.v1.ClearingService."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], metrics: ProcessMetrics | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        metrics: ProcessMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._sessions = sessions
+        self._tracer = tracer or trace.NoOpTracer()
         self._usage = (metrics or ProcessMetrics("clearing")).gauge(
             "medsettle_prepayment_usage",
             "Uncleared spend over the prepayment, per year and province pair",
@@ -75,74 +82,62 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         self, request: clearing_service_pb2.RecordLedgerEventRequest, context: Context
     ) -> clearing_service_pb2.RecordLedgerEventResponse:
         _national(context, "ledger events come from the national settlement outbox")
-        event = request.event
-        if request.request_id != event.event_id:
+        if request.request_id != request.event.event_id:
             raise LedgerEventInvalid("request_id must equal event.event_id")
-        problem = logic.event_problem(
-            event.event_id,
-            event.setl_id,
-            (event.treatment_admdvs, event.insuplc_admdvs),
+        (recorded,) = await self._record([(_entry_values(request.event), None)])
+        return clearing_service_pb2.RecordLedgerEventResponse(recorded=recorded)
+
+    async def RecordLedgerEvents(
+        self, request: clearing_service_pb2.RecordLedgerEventsRequest, context: Context
+    ) -> clearing_service_pb2.RecordLedgerEventsResponse:
+        _national(context, "ledger events come from the national settlement outbox")
+        if not 1 <= len(request.events) <= _MAX_EVENTS_PER_CALL:
+            raise LedgerEventInvalid(f"events: 1 to {_MAX_EVENTS_PER_CALL} per call")
+        entries = [
             (
-                event.hifp_pay.amount_fen,
-                event.critical_illness_pay.amount_fen,
-                event.maf_pay.amount_fen,
-            ),
-            event.fund_pay_sumamt.amount_fen,
-        )
-        if problem:
-            raise LedgerEventInvalid(f"event {event.event_id}: {problem}")
-        event_hash = fingerprint(event)
-        when = event.event_time.ToDatetime(dt.UTC)
-        row = LedgerEntryRow(
-            event_id=event.event_id,
-            kind=event.kind,
-            setl_id=event.setl_id,
-            mdtrt_id=event.mdtrt_id,
-            psn_no=event.psn_no,
-            fixmedins_code=event.fixmedins_code,
-            treatment_admdvs=event.treatment_admdvs,
-            treatment_prov=province_of(event.treatment_admdvs),
-            insuplc_admdvs=event.insuplc_admdvs,
-            insured_prov=province_of(event.insuplc_admdvs),
-            insutype=event.insutype,
-            med_type=event.med_type,
-            event_time=when,
-            period=logic.period_of(when),
-            event_day=logic.day_of(when),
-            medfee_sumamt_fen=event.medfee_sumamt.amount_fen,
-            hifp_pay_fen=event.hifp_pay.amount_fen,
-            critical_pay_fen=event.critical_illness_pay.amount_fen,
-            maf_pay_fen=event.maf_pay.amount_fen,
-            acct_pay_fen=event.acct_pay.amount_fen,
-            fund_pay_sumamt_fen=event.fund_pay_sumamt.amount_fen,
-            psn_cash_pay_fen=event.psn_cash_pay.amount_fen,
-            event_hash=event_hash,
-            recorded_at=dt.datetime.now(dt.UTC),
-        )
-        stored_hash = ""
-        try:
-            async with self._sessions.begin() as session:
-                stored = await session.get(LedgerEntryRow, event.event_id)
-                if stored is None:
-                    session.add(row)
-                    await session.flush()
-                    await _evaluate_pair(ClearingRepository(session), row, self._usage)
-                else:
-                    stored_hash = stored.event_hash
-        except IntegrityError:
-            # A concurrent delivery of the same event committed first.
-            async with self._sessions() as session:
-                stored = await session.get(LedgerEntryRow, event.event_id)
-            if stored is None:
-                raise
-            stored_hash = stored.event_hash
-        if not stored_hash:
-            return clearing_service_pb2.RecordLedgerEventResponse(recorded=True)
-        if stored_hash != event_hash:
-            raise LedgerEventConflict(
-                f"event {event.event_id} was recorded with other content", eventId=event.event_id
+                _entry_values(traced.event),
+                propagate.extract({"traceparent": traced.traceparent})
+                if traced.traceparent
+                else None,
             )
-        return clearing_service_pb2.RecordLedgerEventResponse(recorded=False)
+            for traced in request.events
+        ]
+        return clearing_service_pb2.RecordLedgerEventsResponse(recorded=await self._record(entries))
+
+    async def _record(
+        self, entries: list[tuple[dict[str, Any], otel_context.Context | None]]
+    ) -> list[bool]:
+        """Record ledger entries in one transaction, in order; per entry, False when it had been
+        recorded before. Each is recorded in a span under its own trace when it carries one (a
+        batch holds the events of many settlements), linked to the call that brought it."""
+        call = trace.get_current_span().get_span_context()
+        recorded = []
+        async with self._sessions.begin() as session:
+            repository = ClearingRepository(session)
+            for values, parent in entries:
+                if parent is None:
+                    recorded.append(await self._record_one(repository, values))
+                    continue
+                with self._tracer.start_as_current_span(
+                    "clearing/record_ledger_event",
+                    context=parent,
+                    kind=SpanKind.CONSUMER,
+                    links=[Link(call)] if call.is_valid else None,
+                ):
+                    recorded.append(await self._record_one(repository, values))
+        return recorded
+
+    async def _record_one(self, repository: ClearingRepository, values: dict[str, Any]) -> bool:
+        """Insert one entry unless its event id is there; a different earlier one is refused."""
+        if await insert_missing(repository.session, LedgerEntryRow, values):
+            await _count_in_pair(repository, values, self._usage)
+            return True
+        event_id = values["event_id"]
+        if await repository.event_hash(event_id) != values["event_hash"]:
+            raise LedgerEventConflict(
+                f"event {event_id} was recorded with other content", eventId=event_id
+            )
+        return False
 
     # --- reconciliation (3201 / 3202) ---
 
@@ -744,6 +739,51 @@ def _year(year: int) -> int:
     return year
 
 
+def _entry_values(event: ledger_pb2.LedgerEvent) -> dict[str, Any]:
+    """The ledger row of an event, checked; LedgerEventInvalid names what is wrong."""
+    problem = logic.event_problem(
+        event.event_id,
+        event.setl_id,
+        (event.treatment_admdvs, event.insuplc_admdvs),
+        (
+            event.hifp_pay.amount_fen,
+            event.critical_illness_pay.amount_fen,
+            event.maf_pay.amount_fen,
+        ),
+        event.fund_pay_sumamt.amount_fen,
+    )
+    if problem:
+        raise LedgerEventInvalid(f"event {event.event_id}: {problem}", eventId=event.event_id)
+    when = event.event_time.ToDatetime(dt.UTC)
+    return {
+        "event_id": event.event_id,
+        "kind": event.kind,
+        "setl_id": event.setl_id,
+        "mdtrt_id": event.mdtrt_id,
+        "psn_no": event.psn_no,
+        "fixmedins_code": event.fixmedins_code,
+        "treatment_admdvs": event.treatment_admdvs,
+        "treatment_prov": province_of(event.treatment_admdvs),
+        "insuplc_admdvs": event.insuplc_admdvs,
+        "insured_prov": province_of(event.insuplc_admdvs),
+        "insutype": event.insutype,
+        "med_type": event.med_type,
+        "event_time": when,
+        "period": logic.period_of(when),
+        "event_day": logic.day_of(when),
+        "medfee_sumamt_fen": event.medfee_sumamt.amount_fen,
+        "hifp_pay_fen": event.hifp_pay.amount_fen,
+        "critical_pay_fen": event.critical_illness_pay.amount_fen,
+        "maf_pay_fen": event.maf_pay.amount_fen,
+        "acct_pay_fen": event.acct_pay.amount_fen,
+        "fund_pay_sumamt_fen": event.fund_pay_sumamt.amount_fen,
+        "psn_cash_pay_fen": event.psn_cash_pay.amount_fen,
+        "event_hash": fingerprint(event),
+        "recorded_at": dt.datetime.now(dt.UTC),
+        "cleared_period": None,
+    }
+
+
 def _pair(insured: str, treatment: str) -> tuple[str, str]:
     for code in (insured, treatment):
         if len(code) != 6 or not code.isdigit() or not code.endswith("0000"):
@@ -776,17 +816,21 @@ async def _prepayment_row(
     return row
 
 
-async def _evaluate_pair(
-    repository: ClearingRepository, entry: LedgerEntryRow, usage_gauge: Gauge
+async def _count_in_pair(
+    repository: ClearingRepository, entry: dict[str, Any], usage_gauge: Gauge
 ) -> None:
-    """After a ledger entry: count it in its pair's spend, then the usage of the pair's
+    """After a new ledger entry: count it in its pair's spend, then the usage of the pair's
     prepayment, if the pair has one."""
-    year = int(entry.period[:4])
+    year = int(entry["period"][:4])
+    pair = (entry["insured_prov"], entry["treatment_prov"])
     amount = logic.clearing_amount(
-        entry.hifp_pay_fen, entry.critical_pay_fen, entry.maf_pay_fen, entry.acct_pay_fen
+        entry["hifp_pay_fen"],
+        entry["critical_pay_fen"],
+        entry["maf_pay_fen"],
+        entry["acct_pay_fen"],
     )
-    spend = await repository.add_spend(year, entry.insured_prov, entry.treatment_prov, amount)
-    row = await repository.prepayment(year, entry.insured_prov, entry.treatment_prov, lock=True)
+    spend = await repository.add_spend(year, *pair, amount)
+    row = await repository.prepayment(year, *pair, lock=True)
     if row is not None:
         await _evaluate(repository, row, _now(), usage_gauge, spend)
 

@@ -1,11 +1,12 @@
 """The outbox relay: delivers ledger events to clearing, at least once, in commit order.
 
-A settlement and its ledger event commit together (servicer.py); this relay then sends each event
-to clearing's RecordLedgerEvent, which ignores an event id it has seen, so "at least once" here
-is "exactly once" in the ledger. Events are claimed with a lease before sending, so another
-replica (or this one after a crash) resends only events whose lease ran out. When clearing
-fails, the rest of the batch waits with the failed event; retries back off exponentially with
-jitter up to a ceiling, and the counter keeps settling meanwhile.
+A settlement and its ledger event commit together (servicer.py); this relay then sends the events
+due, up to a batch at a time, to clearing's RecordLedgerEvents, which records them in one
+transaction and ignores an event id it has seen, so "at least once" here is "exactly once" in the
+ledger. Events are claimed with a lease before sending, so another replica (or this one after a
+crash) resends only events whose lease ran out. When clearing fails, the failed event and those
+after it wait together; retries back off exponentially with jitter up to a ceiling, and the
+counter keeps settling meanwhile.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 from prometheus_client import Gauge
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,19 +32,28 @@ from services.settlement.models import OutboxRow
 from services.settlement.repository import SettlementRepository
 
 log = logging.getLogger(__name__)
-Deliver = Callable[[ledger_pb2.LedgerEvent], Awaitable[None]]
+TracedEvent = tuple[ledger_pb2.LedgerEvent, str]
+"""A ledger event and the traceparent of its delivery span ("" when untraced)."""
+Deliver = Callable[[list[TracedEvent]], Awaitable[None]]
+# Codes that say clearing could not be reached or answer, rather than that an event is at fault.
+_PEER_DOWN = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+)
 
 
 def clearing_delivery(channel: grpc.aio.Channel, timeout_s: float = 2.0) -> Deliver:
-    """Send one event to clearing's RecordLedgerEvent (the event id is the request id)."""
+    """Send events to clearing's RecordLedgerEvents, all in one call and one transaction."""
     stub = clearing_service_pb2_grpc.ClearingServiceStub(channel)
     metadata = caller_metadata("national")
 
-    async def deliver(event: ledger_pb2.LedgerEvent) -> None:
-        request = clearing_service_pb2.RecordLedgerEventRequest(
-            request_id=event.event_id, event=event
+    async def deliver(events: list[TracedEvent]) -> None:
+        request = clearing_service_pb2.RecordLedgerEventsRequest(
+            events=[
+                clearing_service_pb2.TracedLedgerEvent(event=event, traceparent=traceparent)
+                for event, traceparent in events
+            ]
         )
-        await stub.RecordLedgerEvent(request, timeout=timeout_s, metadata=metadata)
+        await stub.RecordLedgerEvents(request, timeout=timeout_s, metadata=metadata)
 
     return deliver
 
@@ -115,24 +125,7 @@ class OutboxRelay:
             for row in rows:
                 row.next_attempt_at = now + self._lease
             claimed = [(row.id, row.attempts, row.event, row.traceparent) for row in rows]
-        delivered: list[int] = []
-        failed: tuple[int, int, str] | None = None
-        for row_id, attempts, payload, traceparent in claimed:
-            # The delivery continues the trace of the settlement that queued the event.
-            parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
-            with self._tracer.start_as_current_span(
-                "outbox/deliver", context=parent, kind=SpanKind.PRODUCER
-            ):
-                try:
-                    await self._deliver(ledger_pb2.LedgerEvent.FromString(payload))
-                except grpc.aio.AioRpcError as error:
-                    failed = (
-                        row_id,
-                        attempts + 1,
-                        f"{error.code().name}: {error.details()}"[:500],
-                    )
-                    break
-            delivered.append(row_id)
+        delivered, failed = await self._send(claimed)
         await self._record(delivered, failed, [c[0] for c in claimed])
         self.delivered += len(delivered)
         if self._backlog is not None and time.monotonic() - self._backlog_read_at >= 1.0:
@@ -142,8 +135,62 @@ class OutboxRelay:
             self._backlog.set(waiting)
         return len(delivered)
 
+    async def _send(self, claimed: list[_Claimed]) -> tuple[list[int], _Failure | None]:
+        """Deliver the claimed events in one call; the ids delivered and the failure, if any.
+
+        When clearing refuses the call for one of its events, they are sent again one at a time,
+        so that those before it are delivered and the failure is pinned on the right event.
+        """
+        if not claimed:
+            return [], None
+        try:
+            await self._deliver_traced(claimed)
+            return [row_id for row_id, *_ in claimed], None
+        except grpc.aio.AioRpcError as error:
+            if len(claimed) == 1 or error.code() in _PEER_DOWN:
+                return [], _failure(claimed[0], error)
+        delivered: list[int] = []
+        for item in claimed:
+            try:
+                await self._deliver_traced([item])
+            except grpc.aio.AioRpcError as error:
+                return delivered, _failure(item, error)
+            delivered.append(item[0])
+        return delivered, None
+
+    async def _deliver_traced(self, items: list[_Claimed]) -> None:
+        """One call for these events. Each event's delivery is a span in the trace of the
+        settlement that queued it; the call itself is traced under a relay span linked to them
+        (one call carries events of many traces)."""
+        spans = [
+            self._tracer.start_span(
+                "outbox/deliver",
+                context=propagate.extract({"traceparent": traceparent}) if traceparent else None,
+                kind=SpanKind.PRODUCER,
+            )
+            for *_, traceparent in items
+        ]
+        try:
+            events = []
+            for (_, _, payload, _), span in zip(items, spans, strict=True):
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=trace.set_span_in_context(span))
+                events.append(
+                    (ledger_pb2.LedgerEvent.FromString(payload), carrier.get("traceparent", ""))
+                )
+            links = [Link(s.get_span_context()) for s in spans if s.get_span_context().is_valid]
+            with self._tracer.start_as_current_span("outbox/relay", links=links):
+                await self._deliver(events)
+        except grpc.aio.AioRpcError as error:
+            for span in spans:
+                span.set_status(Status(StatusCode.ERROR, error.code().name))
+            raise
+        finally:
+            for span in spans:
+                span.end()
+
     async def _record(
-        self, delivered: list[int], failed: tuple[int, int, str] | None, claimed: list[int]
+        self, delivered: list[int], failed: _Failure | None, claimed: list[int]
     ) -> None:
         now = dt.datetime.now(dt.UTC)
         async with self._sessions.begin() as session:
@@ -169,3 +216,14 @@ class OutboxRelay:
             await session.execute(
                 update(OutboxRow).where(OutboxRow.id.in_(waiting)).values(next_attempt_at=retry_at)
             )
+
+
+_Claimed = tuple[int, int, bytes, str]
+"""A claimed outbox row: id, attempts so far, the event's bytes, its traceparent ("" if none)."""
+_Failure = tuple[int, int, str]
+"""The outbox row that failed, its attempts with this one, and why."""
+
+
+def _failure(item: _Claimed, error: grpc.aio.AioRpcError) -> _Failure:
+    row_id, attempts, _, _ = item
+    return row_id, attempts + 1, f"{error.code().name}: {error.details()}"[:500]

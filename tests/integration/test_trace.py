@@ -2,7 +2,8 @@
 
 Every service, the outbox relay and the gateway (uvicorn) run in this process with one tracer
 provider, so the test sees every span and checks the tree's edges: gateway → settlement →
-filing and identity (with their database spans) → outbox → clearing; and for the fee upload,
+filing and identity (with their database spans) → outbox → clearing (the relay's batched call
+linked to each event's span); and for the fee upload,
 gateway → settlement → catalogue.
 """
 
@@ -23,7 +24,7 @@ import pytest_asyncio
 import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Link, SpanKind
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
@@ -115,7 +116,9 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
         targets["clearing"] = await _serve(
             stack,
             "clearing",
-            clearing_server.registrar(clearing_server.build_servicer(clearing_storage)),
+            clearing_server.registrar(
+                clearing_server.build_servicer(clearing_storage, provider.get_tracer("clearing"))
+            ),
             provider,
         )
         tracer = provider.get_tracer("settlement")
@@ -197,6 +200,11 @@ def _child(spans: list[ReadableSpan], parent: ReadableSpan, name: str) -> Readab
     return found[0]
 
 
+def _is(link: Link, span: ReadableSpan) -> bool:
+    """Whether a link points at this span."""
+    return span.context is not None and link.context.span_id == span.context.span_id
+
+
 def _has_database_child(spans: list[ReadableSpan], parent: ReadableSpan) -> bool:
     assert parent.context is not None
     return any(
@@ -263,10 +271,7 @@ async def test_one_settlement_is_one_trace_from_the_gateway_to_clearing(traced: 
     # The outbox delivers in the background; the trace ends in clearing.
     for _ in range(100):
         spans = _trace(traced.exporter, settle_trace)
-        if any(
-            s.name == "ClearingService/RecordLedgerEvent" and s.kind == SpanKind.SERVER
-            for s in spans
-        ):
+        if any(s.name == "clearing/record_ledger_event" for s in spans):
             break
         await asyncio.sleep(0.05)
     (root,) = [s for s in spans if s.parent is None]
@@ -280,9 +285,18 @@ async def test_one_settlement_is_one_trace_from_the_gateway_to_clearing(traced: 
     person_call = _child(spans, root, "IdentityService/GetPerson")
     assert _has_database_child(spans, _child(spans, person_call, "IdentityService/GetPerson"))
     delivery = _child(spans, settle_served, "outbox/deliver")
-    ledger_call = _child(spans, delivery, "ClearingService/RecordLedgerEvent")
-    ledger_served = _child(spans, ledger_call, "ClearingService/RecordLedgerEvent")
-    assert ledger_served.kind == SpanKind.SERVER and _has_database_child(spans, ledger_served)
+    recorded = _child(spans, delivery, "clearing/record_ledger_event")
+    assert recorded.kind == SpanKind.CONSUMER and _has_database_child(spans, recorded)
+    # The relay's call carries events of many settlements: it is its own trace, linked both ways.
+    everything = traced.exporter.get_finished_spans()
+    (relay_pass,) = [s for s in everything if any(_is(link, delivery) for link in s.links)]
+    assert relay_pass.name == "outbox/relay"
+    batch_served = _child(
+        list(everything),
+        _child(list(everything), relay_pass, "ClearingService/RecordLedgerEvents"),
+        "ClearingService/RecordLedgerEvents",
+    )
+    assert [_is(link, batch_served) for link in recorded.links] == [True]
 
     upload = _trace(traced.exporter, upload_trace)
     (upload_root,) = [s for s in upload if s.parent is None]

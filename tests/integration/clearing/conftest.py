@@ -29,7 +29,10 @@ async def clearing(
     settings = ClearingSettings(database_url=database_url, data_dir=tmp_path)
     storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
     async with serving(
-        settings, storage, registrar(build_servicer(storage)), tracer_provider
+        settings,
+        storage,
+        registrar(build_servicer(storage, tracer_provider.get_tracer("clearing"))),
+        tracer_provider,
     ) as ch:
         yield clearing_service_pb2_grpc.ClearingServiceStub(ch), storage
 

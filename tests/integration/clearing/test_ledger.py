@@ -1,4 +1,4 @@
-"""ClearingService.RecordLedgerEvent on SQLite and PostgreSQL: idempotent by event id."""
+"""ClearingService.RecordLedgerEvent(s) on SQLite and PostgreSQL: idempotent by event id."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import grpc
+import pytest
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from services.clearing.models import LedgerEntryRow
+from services.common.errors import error_info
 from services.common.runtime import Storage
 from services.common.values import money, timestamp
 from tests.harness import national, province, refusal
 
 if TYPE_CHECKING:
     Stub = clearing_service_pb2_grpc.ClearingServiceAsyncStub
+
+_Batch = clearing_service_pb2.RecordLedgerEventsRequest
 
 
 def event(
@@ -81,6 +85,67 @@ async def test_events_that_do_not_add_up_or_come_from_a_province_are_refused(
         "LEDGER_EVENT_INVALID",
     )
     assert await refusal(stub.RecordLedgerEvent(event(), metadata=province("110000"))) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PERMISSION_DENIED",
+    )
+
+
+def batch(*requests: clearing_service_pb2.RecordLedgerEventRequest) -> _Batch:
+    return clearing_service_pb2.RecordLedgerEventsRequest(
+        events=[clearing_service_pb2.TracedLedgerEvent(event=r.event) for r in requests]
+    )
+
+
+async def test_a_batch_records_each_new_event_once_in_one_call(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, storage = clearing
+    await stub.RecordLedgerEvent(event("S1S"), metadata=national())
+    reply = await stub.RecordLedgerEvents(
+        batch(event("S1S"), event("S2S"), event("S3S"), event("S2S")), metadata=national()
+    )
+    # S1S came before; S2S is new, then a redelivery inside the same batch.
+    assert list(reply.recorded) == [False, True, True, False]
+    async with storage.sessions() as session:
+        ids = await session.scalars(select(LedgerEntryRow.event_id).order_by("event_id"))
+        assert list(ids) == ["S1S", "S2S", "S3S"]
+        spend = await session.scalar(text("SELECT uncleared_fen FROM pair_spend"))
+    assert spend == 3 * 4_889
+
+
+async def test_a_batch_with_one_bad_event_records_none_and_names_it(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, storage = clearing
+    await stub.RecordLedgerEvent(event("S1S"), metadata=national())
+    conflicting = batch(event("S2S"), event("S1S", fund=4_890), event("S3S"))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.RecordLedgerEvents(conflicting, metadata=national())
+    info = error_info(raised.value)
+    assert info is not None
+    assert (raised.value.code(), info.reason, dict(info.metadata)) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "LEDGER_EVENT_CONFLICT",
+        {"eventId": "S1S"},
+    )
+    broken = batch(event("S4S"), event("S5S"))
+    broken.events[1].event.fund_pay_sumamt.amount_fen += 1
+    assert await refusal(stub.RecordLedgerEvents(broken, metadata=national())) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "LEDGER_EVENT_INVALID",
+    )
+    async with storage.sessions() as session:
+        ids = await session.scalars(select(LedgerEntryRow.event_id))
+        assert list(ids) == ["S1S"]
+        spend = await session.scalar(text("SELECT uncleared_fen FROM pair_spend"))
+    assert spend == 4_889
+    for size in (0, 501):
+        many = batch(*(event(f"B{n}S") for n in range(size)))
+        assert await refusal(stub.RecordLedgerEvents(many, metadata=national())) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "LEDGER_EVENT_INVALID",
+        )
+    assert await refusal(stub.RecordLedgerEvents(batch(event()), metadata=province("110000"))) == (
         grpc.StatusCode.PERMISSION_DENIED,
         "PERMISSION_DENIED",
     )

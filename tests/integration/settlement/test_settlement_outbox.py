@@ -18,13 +18,14 @@ import pytest_asyncio
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
 from medsettle.settlement.v1 import settlement_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import select
 
 from services.common.channels import make_channel
-from services.common.runtime import open_storage
+from services.common.runtime import Storage, open_storage
 from services.common.server import registrar, start_server
 from services.settlement.bundle import load_policies, read_policies
 from services.settlement.config import SettlementSettings
-from services.settlement.models import Base
+from services.settlement.models import Base, OutboxRow
 from services.settlement.outbox import OutboxRelay, clearing_delivery
 from services.settlement.repository import SettlementRepository
 from services.settlement.server import MIGRATIONS_DIR, build_servicer
@@ -49,23 +50,32 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @dataclass
 class FakeClearing(clearing_service_pb2_grpc.ClearingServiceServicer):
-    """Records ledger events by id; while `down`, answers UNAVAILABLE like a dead peer."""
+    """Records ledger events by id; while `down`, answers UNAVAILABLE like a dead peer; refuses
+    a call holding an event id in `poison`, recording none of it, as clearing would."""
 
     down: bool = False
+    poison: set[str] = field(default_factory=set)
     events: dict[str, ledger_pb2.LedgerEvent] = field(default_factory=dict)
     accepted: Counter[str] = field(default_factory=Counter)
+    calls: list[int] = field(default_factory=list)
     refused: int = 0
 
-    async def RecordLedgerEvent(
-        self, request: clearing_service_pb2.RecordLedgerEventRequest, context: Any
-    ) -> clearing_service_pb2.RecordLedgerEventResponse:
+    async def RecordLedgerEvents(
+        self, request: clearing_service_pb2.RecordLedgerEventsRequest, context: Any
+    ) -> clearing_service_pb2.RecordLedgerEventsResponse:
         if self.down:
             self.refused += 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "clearing is down")
-        self.accepted[request.request_id] += 1
-        first = request.request_id not in self.events
-        self.events.setdefault(request.request_id, request.event)
-        return clearing_service_pb2.RecordLedgerEventResponse(recorded=first)
+        if any(traced.event.event_id in self.poison for traced in request.events):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a poisoned event")
+        self.calls.append(len(request.events))
+        recorded = []
+        for traced in request.events:
+            event_id = traced.event.event_id
+            self.accepted[event_id] += 1
+            recorded.append(event_id not in self.events)
+            self.events.setdefault(event_id, traced.event)
+        return clearing_service_pb2.RecordLedgerEventsResponse(recorded=recorded)
 
 
 @dataclass
@@ -76,6 +86,7 @@ class RelayedService:
     relay: OutboxRelay
     clearing: FakeClearing
     backlog: Any
+    storage: Storage
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -120,7 +131,7 @@ async def with_relay(
     async with serving(settlement_settings, storage, register, tracer_provider) as ch:
         stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
         await load_policies(stub, read_policies(upstream.policies_path))
-        yield RelayedService(stub, relay, clearing, backlog)
+        yield RelayedService(stub, relay, clearing, backlog, storage)
         task.cancel()
     await upstreams.close()
     await channel.close()
@@ -155,6 +166,7 @@ async def test_events_wait_while_clearing_is_down_then_arrive_exactly_once(
     await _drained(with_relay)
     assert sorted(clearing.events) == sorted(f"{s.setl_id}S" for s in settled)
     assert set(clearing.accepted.values()) == {1}
+    assert clearing.calls == [3]  # the three waited together and went in one call
     event = clearing.events[f"{settled[0].setl_id}S"]
     assert event.kind == ledger_pb2.LEDGER_EVENT_KIND_SETTLED
     assert event.medfee_sumamt.amount_fen == 10_000
@@ -169,3 +181,38 @@ async def test_events_wait_while_clearing_is_down_then_arrive_exactly_once(
     assert reversal.medfee_sumamt.amount_fen + event.medfee_sumamt.amount_fen == 0
     assert reversal.hifp_pay.amount_fen + event.hifp_pay.amount_fen == 0
     assert set(clearing.accepted.values()) == {1}
+
+
+async def test_an_event_clearing_refuses_holds_back_only_itself_and_those_after_it(
+    with_relay: RelayedService, upstream: Upstream
+) -> None:
+    stub, clearing = with_relay.stub, with_relay.clearing
+    clearing.down = True
+    settled = []
+    for index in range(3):
+        visit = await admit(stub, upstream, RETIREE, med_type="11")
+        await upload(stub, visit, fee("1", "XD0000", 20_000 + index))
+        settled.append(
+            await stub.SettleVisit(settle_request(visit, f"p-{visit.mdtrt_id}"), metadata=GATEWAY)
+        )
+    first, poisoned, last = (f"{s.setl_id}S" for s in settled)
+    clearing.poison = {poisoned}
+    clearing.down = False
+    for _ in range(200):
+        if first in clearing.events:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # more passes: the refused event keeps the one after it waiting
+    assert first in clearing.events and poisoned not in clearing.events
+    assert last not in clearing.events
+    assert await with_relay.backlog() == 2
+    async with with_relay.storage.sessions() as session:
+        errors = await session.scalars(
+            select(OutboxRow.last_error).where(OutboxRow.delivered_at.is_(None))
+        )
+        assert {e.split(":")[0] if e else "" for e in errors} == {"INVALID_ARGUMENT", ""}
+
+    clearing.poison.clear()
+    await _drained(with_relay)
+    assert {first, poisoned, last} <= set(clearing.events)
+    assert all(clearing.accepted[e] == 1 for e in (first, poisoned, last))

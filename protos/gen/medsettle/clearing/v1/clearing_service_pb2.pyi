@@ -1342,3 +1342,81 @@ class RecordLedgerEventResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordLedgerEventResponse: _TypeAlias = RecordLedgerEventResponse  # noqa: Y015
+
+@_typing.final
+class RecordLedgerEventsRequest(_message.Message):
+    """Request of RecordLedgerEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___TracedLedgerEvent]:
+        """1 to 500 events, in the order they are to be recorded."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___TracedLedgerEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordLedgerEventsRequest: _TypeAlias = RecordLedgerEventsRequest  # noqa: Y015
+
+@_typing.final
+class TracedLedgerEvent(_message.Message):
+    """A ledger event and the trace it belongs to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
+    traceparent: _builtins.str
+    """W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>) of the delivery that sent this event, or
+    empty; clearing records the event in a span under it.
+    """
+    @_builtins.property
+    def event(self) -> _ledger_pb2.LedgerEvent:
+        """The event; its event_id is its idempotency key."""
+
+    def __init__(
+        self,
+        *,
+        event: _ledger_pb2.LedgerEvent | None = ...,
+        traceparent: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "traceparent", b"traceparent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TracedLedgerEvent: _TypeAlias = TracedLedgerEvent  # noqa: Y015
+
+@_typing.final
+class RecordLedgerEventsResponse(_message.Message):
+    """Response of RecordLedgerEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recorded(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """One per event, in request order: false when the event had been recorded before."""
+
+    def __init__(
+        self,
+        *,
+        recorded: _abc.Iterable[_builtins.bool] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordLedgerEventsResponse: _TypeAlias = RecordLedgerEventsResponse  # noqa: Y015

@@ -40,6 +40,11 @@ class ClearingServiceStub:
                 request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventRequest.SerializeToString,
                 response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventResponse.FromString,
                 _registered_method=True)
+        self.RecordLedgerEvents = channel.unary_unary(
+                '/medsettle.clearing.v1.ClearingService/RecordLedgerEvents',
+                request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventsRequest.SerializeToString,
+                response_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventsResponse.FromString,
+                _registered_method=True)
         self.ReconcileTotals = channel.unary_unary(
                 '/medsettle.clearing.v1.ClearingService/ReconcileTotals',
                 request_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsRequest.SerializeToString,
@@ -119,6 +124,16 @@ class ClearingServiceServicer:
     def RecordLedgerEvent(self, request, context):
         """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
         and changes nothing; the same id with other content is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordLedgerEvents(self, request, context):
+        """Records several ledger events in one transaction, each as RecordLedgerEvent would and in the
+        order given (the outbox's commit order); all or none: an invalid or conflicting event
+        refuses the whole call, with its event id in the error. Each event is recorded in a span
+        under its own traceparent, so a settlement's trace still ends in clearing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,6 +257,11 @@ def add_ClearingServiceServicer_to_server(servicer, server):
                     request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventRequest.FromString,
                     response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventResponse.SerializeToString,
             ),
+            'RecordLedgerEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordLedgerEvents,
+                    request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventsRequest.FromString,
+                    response_serializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventsResponse.SerializeToString,
+            ),
             'ReconcileTotals': grpc.unary_unary_rpc_method_handler(
                     servicer.ReconcileTotals,
                     request_deserializer=medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.ReconcileTotalsRequest.FromString,
@@ -341,6 +361,33 @@ class ClearingService:
             '/medsettle.clearing.v1.ClearingService/RecordLedgerEvent',
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventRequest.SerializeToString,
             medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordLedgerEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/medsettle.clearing.v1.ClearingService/RecordLedgerEvents',
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventsRequest.SerializeToString,
+            medsettle_dot_clearing_dot_v1_dot_clearing__service__pb2.RecordLedgerEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

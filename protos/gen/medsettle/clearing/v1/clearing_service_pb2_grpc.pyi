@@ -37,6 +37,12 @@ class ClearingServiceStub:
     """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
     and changes nothing; the same id with other content is refused.
     """
+    RecordLedgerEvents: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordLedgerEventsRequest, _clearing_service_pb2.RecordLedgerEventsResponse]
+    """Records several ledger events in one transaction, each as RecordLedgerEvent would and in the
+    order given (the outbox's commit order); all or none: an invalid or conflicting event
+    refuses the whole call, with its event id in the error. Each event is recorded in a span
+    under its own traceparent, so a settlement's trace still ends in clearing.
+    """
     ReconcileTotals: _grpc.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileTotalsRequest, _clearing_service_pb2.ReconcileTotalsResponse]
     """Compares an institution's totals for a date range with the ledger's (3201). Callers: the
     gateway, for the institution it authenticated, and the national platform.
@@ -97,6 +103,12 @@ class ClearingServiceAsyncStub(ClearingServiceStub):
     RecordLedgerEvent: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordLedgerEventRequest, _clearing_service_pb2.RecordLedgerEventResponse]  # type: ignore[assignment]
     """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
     and changes nothing; the same id with other content is refused.
+    """
+    RecordLedgerEvents: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.RecordLedgerEventsRequest, _clearing_service_pb2.RecordLedgerEventsResponse]  # type: ignore[assignment]
+    """Records several ledger events in one transaction, each as RecordLedgerEvent would and in the
+    order given (the outbox's commit order); all or none: an invalid or conflicting event
+    refuses the whole call, with its event id in the error. Each event is recorded in a span
+    under its own traceparent, so a settlement's trace still ends in clearing.
     """
     ReconcileTotals: _aio.UnaryUnaryMultiCallable[_clearing_service_pb2.ReconcileTotalsRequest, _clearing_service_pb2.ReconcileTotalsResponse]  # type: ignore[assignment]
     """Compares an institution's totals for a date range with the ledger's (3201). Callers: the
@@ -161,6 +173,18 @@ class ClearingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_clearing_service_pb2.RecordLedgerEventResponse, _abc.Awaitable[_clearing_service_pb2.RecordLedgerEventResponse]]:
         """Records one ledger event. Idempotent by event id: a repeat with the same content is accepted
         and changes nothing; the same id with other content is refused.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordLedgerEvents(
+        self,
+        request: _clearing_service_pb2.RecordLedgerEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_clearing_service_pb2.RecordLedgerEventsResponse, _abc.Awaitable[_clearing_service_pb2.RecordLedgerEventsResponse]]:
+        """Records several ledger events in one transaction, each as RecordLedgerEvent would and in the
+        order given (the outbox's commit order); all or none: an invalid or conflicting event
+        refuses the whole call, with its event id in the error. Each event is recorded in a span
+        under its own traceparent, so a settlement's trace still ends in clearing.
         """
 
     @_abc_1.abstractmethod
