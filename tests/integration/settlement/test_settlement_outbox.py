@@ -16,7 +16,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
-from medsettle.settlement.v1 import settlement_service_pb2_grpc
+from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import select
 
@@ -146,18 +146,25 @@ async def _drained(service: RelayedService, seconds: float = 10.0) -> None:
     raise AssertionError(f"outbox still holds {await service.backlog()} events")
 
 
+async def _settle_three(
+    stub: SettlementStub, upstream: Upstream, first_fee_fen: int, prefix: str
+) -> list[settlement_pb2.Settlement]:
+    """Three outpatient settlements with fees first_fee_fen, +1, +2."""
+    settled = []
+    for index in range(3):
+        visit = await admit(stub, upstream, RETIREE, med_type="11")
+        await upload(stub, visit, fee("1", "XD0000", first_fee_fen + index))
+        request = settle_request(visit, f"{prefix}-{visit.mdtrt_id}")
+        settled.append(await stub.SettleVisit(request, metadata=GATEWAY))
+    return settled
+
+
 async def test_events_wait_while_clearing_is_down_then_arrive_exactly_once(
     with_relay: RelayedService, upstream: Upstream
 ) -> None:
     stub, clearing = with_relay.stub, with_relay.clearing
     clearing.down = True
-    settled = []
-    for index in range(3):
-        visit = await admit(stub, upstream, RETIREE, med_type="11")
-        await upload(stub, visit, fee("1", "XD0000", 10_000 + index))
-        settled.append(
-            await stub.SettleVisit(settle_request(visit, f"o-{visit.mdtrt_id}"), metadata=GATEWAY)
-        )
+    settled = await _settle_three(stub, upstream, 10_000, "o")
     await asyncio.sleep(0.3)
     assert clearing.refused >= 1 and clearing.events == {}
     assert await with_relay.backlog() == 3  # the counter kept settling; nothing is lost
@@ -188,13 +195,7 @@ async def test_an_event_clearing_refuses_holds_back_only_itself_and_those_after_
 ) -> None:
     stub, clearing = with_relay.stub, with_relay.clearing
     clearing.down = True
-    settled = []
-    for index in range(3):
-        visit = await admit(stub, upstream, RETIREE, med_type="11")
-        await upload(stub, visit, fee("1", "XD0000", 20_000 + index))
-        settled.append(
-            await stub.SettleVisit(settle_request(visit, f"p-{visit.mdtrt_id}"), metadata=GATEWAY)
-        )
+    settled = await _settle_three(stub, upstream, 20_000, "p")
     first, poisoned, last = (f"{s.setl_id}S" for s in settled)
     clearing.poison = {poisoned}
     clearing.down = False
