@@ -99,5 +99,7 @@ class GatewayRepository:
                 MessageRow.state != REVERSED,
             )
             .values(state=DONE, response=response, reference=reference, inf_refmsgid=inf_refmsgid)
+            # Nothing of this row is loaded in the session: no need to look for it there.
+            .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0)) == 1

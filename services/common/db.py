@@ -6,10 +6,11 @@ opens one session (one transaction) per RPC.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, MetaData, event, text
+from sqlalchemy import CursorResult, MetaData, Table, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm.attributes import set_committed_value
 
 # Stable constraint names, so Alembic migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -95,10 +97,50 @@ async def insert_missing(session: AsyncSession, model: type[Any], values: dict[s
     ON CONFLICT DO NOTHING on both backends, so a concurrent inserter never raises here: the
     loser sees False and reads the winner's row.
     """
-    insert = upsert_constructor(session)
-    result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    statement = _insert_missing_statement(session.get_bind().dialect.name, model.__table__)
+    result = await session.execute(statement, values)
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
+
+
+@functools.cache
+def _insert_missing_statement(dialect: str, table: Table) -> Any:
+    """One Core statement per table, its values bound at execution: SQLAlchemy then finds it
+    compiled in its cache at once, where an ORM insert with inline values cost about 0.25 ms
+    more per call in building and hashing the statement (a third of a small transaction)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+async def insert_row(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> None:
+    """Insert one row with a Core statement, now; no object enters the session."""
+    await session.execute(_insert_statement(model.__table__), values)
+
+
+async def update_loaded(session: AsyncSession, row: Any, changes: dict[str, Any]) -> None:
+    """Write `changes` to a loaded row with one Core UPDATE by its primary key, now, and set them
+    on the object as its stored state, so the session's flush has nothing left to write.
+
+    On a hot path the ORM's unit of work cost more than the statements it emitted (a settlement
+    spent about 2 ms of CPU flushing three updates and two inserts)."""
+    table = row.__table__
+    key = {f"key_{column.key}": getattr(row, column.key) for column in table.primary_key}
+    await session.execute(_update_by_key_statement(table), {**changes, **key})
+    for name, value in changes.items():
+        set_committed_value(row, name, value)
+
+
+@functools.cache
+def _insert_statement(table: Table) -> Any:
+    return table.insert()
+
+
+@functools.cache
+def _update_by_key_statement(table: Table) -> Any:
+    """UPDATE ... WHERE <primary key> = :key_<column>; the SET columns come from the parameters."""
+    return table.update().where(
+        *(column == bindparam(f"key_{column.key}") for column in table.primary_key)
+    )
 
 
 async def analyze(session: AsyncSession, *models: type[Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import upsert_constructor
+from services.common.db import insert_row, update_loaded, upsert_constructor
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -103,6 +103,14 @@ class SettlementRepository:
     def add(self, row: object) -> None:
         """Stage a new row."""
         self._session.add(row)
+
+    async def insert(self, model: type[Any], values: dict[str, Any]) -> None:
+        """Insert a row now (a Core statement: the settling path skips the unit of work)."""
+        await insert_row(self._session, model, values)
+
+    async def update(self, row: object, changes: dict[str, Any]) -> None:
+        """Write changes to a loaded row now, by its key (as `insert`)."""
+        await update_loaded(self._session, row, changes)
 
     # --- fee lines ---
 

@@ -66,7 +66,9 @@ from services.settlement.models import (
     LIVE,
     FeeLineRow,
     OutboxRow,
+    PersonYearRow,
     PolicyRow,
+    PolicyYearRow,
     SettlementRow,
     VisitRow,
 )
@@ -233,11 +235,14 @@ class _Computed:
         explanation: settlement_pb2.Explanation,
         result: logic.Result,
         policy: _ChosenPolicy,
+        accumulators: list[tuple[PersonYearRow | PolicyYearRow, dict[str, int]]],
     ) -> None:
         self.settlement = settlement
         self.explanation = explanation
         self.result = result
         self.policy = policy
+        self.accumulators = accumulators
+        """The locked accumulator rows and their values after this settlement."""
 
 
 class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
@@ -675,7 +680,11 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             row.cancel_request_hash = request_hash
             row.cancellation = cancelled.SerializeToString()
             visit.setl_id = None
-            _queue_ledger_event(repository, cancelled, ledger_pb2.LEDGER_EVENT_KIND_CANCELLED, now)
+            repository.add(
+                OutboxRow(
+                    **_ledger_event_row(cancelled, ledger_pb2.LEDGER_EVENT_KIND_CANCELLED, now)
+                )
+            )
         self._on_ledger_event(cancelled)
         return cancelled
 
@@ -852,14 +861,24 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             steps=wire.steps_to_proto(logic.explain(result, policy, facts, before, category)),
         )
         after = logic.year_after(before, result, facts.inpatient)
-        person_year.burden_fen = after.burden_fen
-        person_year.critical_paid_fen = after.critical_paid_fen
-        person_year.assistance_paid_fen = after.assistance_paid_fen
-        person_year.account_balance_fen = result.balc
-        policy_year.fund_paid_fen = after.fund_paid_fen
-        policy_year.inpatient_settlements = after.inpatient_settlements
-        policy_year.annual_cap_fen = max(policy.annual_cap_fen, after.fund_paid_fen)
-        return _Computed(settlement, explanation, result, policy_row)
+        person_after = {
+            "burden_fen": after.burden_fen,
+            "critical_paid_fen": after.critical_paid_fen,
+            "assistance_paid_fen": after.assistance_paid_fen,
+            "account_balance_fen": result.balc,
+        }
+        policy_after = {
+            "fund_paid_fen": after.fund_paid_fen,
+            "inpatient_settlements": after.inpatient_settlements,
+            "annual_cap_fen": max(policy.annual_cap_fen, after.fund_paid_fen),
+        }
+        return _Computed(
+            settlement,
+            explanation,
+            result,
+            policy_row,
+            [(person_year, person_after), (policy_year, policy_after)],
+        )
 
     async def _commit_settlement(
         self,
@@ -877,66 +896,69 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         computed.explanation.setl_id = setl_id
         result = computed.result
         sums = result.sums
-        repository.add(
-            SettlementRow(
-                setl_id=setl_id,
-                mdtrt_id=visit.mdtrt_id,
-                psn_no=visit.psn_no,
-                insuplc_admdvs=visit.insuplc_admdvs,
-                year=visit.begin_date.year,
-                policy_id=computed.policy.policy_id,
-                inpatient=visit.med_type == logic.INPATIENT,
-                status=LIVE,
-                medfee_sumamt_fen=sums.medfee_sumamt,
-                fulamt_ownpay_fen=sums.fulamt_ownpay_amt,
-                overlmt_selfpay_fen=sums.overlmt_selfpay,
-                preselfpay_fen=sums.preselfpay_amt,
-                inscp_fen=sums.inscp_scp_amt,
-                hifp_pay_fen=result.hifp_pay,
-                critical_pay_fen=result.critical_illness_pay,
-                maf_pay_fen=result.maf_pay,
-                fund_pay_sumamt_fen=result.fund_pay_sumamt,
-                psn_part_fen=result.psn_part_amt,
-                acct_pay_fen=result.acct_pay,
-                psn_cash_pay_fen=result.psn_cash_pay,
-                burden_fen=result.burden_fen,
-                settlement=settlement.SerializeToString(),
-                cancellation=None,
-                explanation=computed.explanation.SerializeToString(),
-                created_at=now,
-                request_id=request[0],
-                request_hash=request[1],
-                cancelled_at=None,
-                cancel_request_id=None,
-                cancel_request_hash=None,
-            )
+        # Core statements, not the unit of work: this is the hot path (services.common.db).
+        for row, values in computed.accumulators:
+            await repository.update(row, values)
+        await repository.insert(
+            SettlementRow,
+            {
+                "setl_id": setl_id,
+                "mdtrt_id": visit.mdtrt_id,
+                "psn_no": visit.psn_no,
+                "insuplc_admdvs": visit.insuplc_admdvs,
+                "year": visit.begin_date.year,
+                "policy_id": computed.policy.policy_id,
+                "inpatient": visit.med_type == logic.INPATIENT,
+                "status": LIVE,
+                "medfee_sumamt_fen": sums.medfee_sumamt,
+                "fulamt_ownpay_fen": sums.fulamt_ownpay_amt,
+                "overlmt_selfpay_fen": sums.overlmt_selfpay,
+                "preselfpay_fen": sums.preselfpay_amt,
+                "inscp_fen": sums.inscp_scp_amt,
+                "hifp_pay_fen": result.hifp_pay,
+                "critical_pay_fen": result.critical_illness_pay,
+                "maf_pay_fen": result.maf_pay,
+                "fund_pay_sumamt_fen": result.fund_pay_sumamt,
+                "psn_part_fen": result.psn_part_amt,
+                "acct_pay_fen": result.acct_pay,
+                "psn_cash_pay_fen": result.psn_cash_pay,
+                "burden_fen": result.burden_fen,
+                "settlement": settlement.SerializeToString(),
+                "cancellation": None,
+                "explanation": computed.explanation.SerializeToString(),
+                "created_at": now,
+                "request_id": request[0],
+                "request_hash": request[1],
+                "cancelled_at": None,
+                "cancel_request_id": None,
+                "cancel_request_hash": None,
+            },
         )
-        visit.setl_id = setl_id
-        _queue_ledger_event(repository, settlement, ledger_pb2.LEDGER_EVENT_KIND_SETTLED, now)
+        await repository.update(visit, {"setl_id": setl_id})
+        await repository.insert(
+            OutboxRow,
+            _ledger_event_row(settlement, ledger_pb2.LEDGER_EVENT_KIND_SETTLED, now),
+        )
 
 
-def _queue_ledger_event(
-    repository: SettlementRepository,
-    settlement: settlement_pb2.Settlement,
-    kind: int,
-    now: dt.datetime,
-) -> None:
-    """The ledger event, in the same transaction as the settlement or cancellation (outbox)."""
+def _ledger_event_row(
+    settlement: settlement_pb2.Settlement, kind: int, now: dt.datetime
+) -> dict[str, Any]:
+    """The outbox row of a settlement's or cancellation's ledger event, written in the same
+    transaction; it carries the current trace for its delivery to join."""
     event = wire.ledger_event(settlement, kind, now)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    repository.add(
-        OutboxRow(
-            event_id=event.event_id,
-            event=event.SerializeToString(),
-            created_at=now,
-            next_attempt_at=now,
-            attempts=0,
-            delivered_at=None,
-            last_error="",
-            traceparent=carrier.get("traceparent", ""),
-        )
-    )
+    return {
+        "event_id": event.event_id,
+        "event": event.SerializeToString(),
+        "created_at": now,
+        "next_attempt_at": now,
+        "attempts": 0,
+        "delivered_at": None,
+        "last_error": "",
+        "traceparent": carrier.get("traceparent", ""),
+    }
 
 
 def _policy_to_proto(row: PolicyRow) -> settlement_pb2.Policy:

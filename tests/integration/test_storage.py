@@ -13,8 +13,17 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from services.clearing.models import Base as ClearingBase
+from services.clearing.models import PairSpendRow
 from services.clearing.server import MIGRATIONS_DIR as CLEARING_MIGRATIONS
-from services.common.db import GrowingTables, is_sqlite, make_engine, make_session_factory
+from services.common.db import (
+    GrowingTables,
+    insert_missing,
+    insert_row,
+    is_sqlite,
+    make_engine,
+    make_session_factory,
+    update_loaded,
+)
 from services.common.migrations import current_revision, upgrade_to_head
 from services.identity.models import Base as IdentityBase
 from services.identity.models import PersonRow
@@ -52,6 +61,34 @@ async def test_session_factory_commits_and_rolls_back(database_url: str) -> None
             rows = (await session.execute(text("SELECT id, v FROM probe"))).all()
         assert [tuple(row) for row in rows] == [(1, "kept")]
         assert is_sqlite(database_url) == database_url.startswith("sqlite")
+    finally:
+        await engine.dispose()
+
+
+async def test_core_writes_of_the_hot_path_leave_the_session_nothing_to_flush(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    key = {"year": 2026, "insured_prov": "130000"}
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(PairSpendRow.__table__.create)
+        async with sessions.begin() as session:
+            for treatment, fen in (("110000", 5), ("310000", 7)):
+                values = {**key, "treatment_prov": treatment, "uncleared_fen": fen}
+                await insert_row(session, PairSpendRow, values)
+            assert await insert_missing(session, PairSpendRow, values) is False
+            row = await session.get(PairSpendRow, (2026, "130000", "110000"))
+            assert row is not None
+            await update_loaded(session, row, {"uncleared_fen": 40})
+            assert row.uncleared_fen == 40 and not session.dirty
+        async with sessions() as session:
+            stored = await session.execute(
+                text("SELECT treatment_prov, uncleared_fen FROM pair_spend ORDER BY 1")
+            )
+            # Only the row named by the whole composite key changed.
+            assert [tuple(r) for r in stored] == [("110000", 40), ("310000", 7)]
     finally:
         await engine.dispose()
 
