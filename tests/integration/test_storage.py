@@ -73,7 +73,8 @@ async def test_core_writes_of_the_hot_path_leave_the_session_nothing_to_flush(
     key = {"year": 2026, "insured_prov": "130000"}
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(PairSpendRow.__table__.create)
+            table = ClearingBase.metadata.tables[PairSpendRow.__tablename__]
+            await connection.run_sync(ClearingBase.metadata.create_all, [table])
         async with sessions.begin() as session:
             for treatment, fen in (("110000", 5), ("310000", 7)):
                 values = {**key, "treatment_prov": treatment, "uncleared_fen": fen}
