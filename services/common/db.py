@@ -86,6 +86,17 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads outside any transaction. On PostgreSQL their statements run in
+    autocommit: no BEGIN and ROLLBACK round trips, which were half of a one-row lookup's database
+    time. Nothing is lost, because under READ COMMITTED each statement takes its own snapshot
+    even inside a transaction. Use the ordinary sessions when a write follows or reads must
+    agree (a lock). On SQLite these are the ordinary sessions."""
+    if engine.dialect.name != "postgresql":
+        return make_session_factory(engine)
+    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 def upsert_constructor(session: AsyncSession) -> Any:
     """The dialect's `insert` (with on_conflict_do_nothing / _do_update) for this session."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

@@ -166,8 +166,10 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         self,
         sessions: async_sessionmaker[AsyncSession],
         lock_months: Callable[[str], int],
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads or sessions  # the read-only lookups (services.common.db)
         self._lock_months = lock_months
         self._notifier = ChangeNotifier()
 
@@ -295,7 +297,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
     async def GetFiling(
         self, request: filing_service_pb2.GetFilingRequest, context: Context
     ) -> filing_pb2.Filing:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             filing = await FilingRepository(session).get(request.filing_id)
         if filing is None:
             raise FilingNotFound(f"no filing {request.filing_id}", filingId=request.filing_id)
@@ -355,7 +357,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
         self, request: filing_service_pb2.FindEffectiveFilingRequest, context: Context
     ) -> filing_pb2.Filing:
         day = date_from_proto(request.date, "date")
-        async with self._sessions() as session:
+        async with self._reads() as session:
             filing = await FilingRepository(session).active_for(request.psn_no)
         if filing is None or not logic.is_effective(filing, request.treatment_admdvs, day):
             raise FilingRequired(

@@ -121,8 +121,10 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         signer: VoucherSigner,
         voucher_ttl: dt.timedelta,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads or sessions  # the read-only lookups (services.common.db)
         self._signer = signer
         self._voucher_ttl = voucher_ttl
 
@@ -162,7 +164,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def VerifyCredential(
         self, request: identity_service_pb2.VerifyCredentialRequest, context: Context
     ) -> identity_service_pb2.VerifyCredentialResponse:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             repository = IdentityRepository(session)
             person = await self._person_by_credential(repository, request)
             insured = logic.active_insurance(person)
@@ -340,7 +342,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def GetArea(
         self, request: identity_service_pb2.GetAreaRequest, context: Context
     ) -> area_pb2.Area:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             area = await IdentityRepository(session).area(request.admdvs)
         if area is None:
             raise AreaNotFound(f"no area {request.admdvs}", admdvs=request.admdvs)
@@ -349,7 +351,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     async def GetPerson(
         self, request: identity_service_pb2.GetPersonRequest, context: Context
     ) -> identity_pb2.Person:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             person = await IdentityRepository(session).person(request.psn_no, with_cards=False)
         if person is None:
             raise PersonNotFound(f"no person {request.psn_no}", psnNo=request.psn_no)

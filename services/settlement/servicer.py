@@ -253,8 +253,10 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         upstreams: Upstreams,
         on_ledger_event: Callable[[settlement_pb2.Settlement], None] = lambda _: None,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads or sessions  # the read-only lookups (services.common.db)
         self._upstreams = upstreams
         self._on_ledger_event = on_ledger_event
         self._policies = _PolicyCache()
@@ -606,9 +608,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         request_hash = request_fingerprint(request)
-        # The replay check and the visit's read share one session; the filing is asked for
-        # outside any transaction, so no lock is held across that call.
-        async with self._sessions() as session:
+        # The replay check and the visit's read share one session, outside any transaction;
+        # so is the filing asked for: no lock is held across that call.
+        async with self._reads() as session:
             repository = SettlementRepository(session)
             earlier = await repository.settlement_by_request(request_id)
             if earlier is not None:

@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clearing.models import Base as ClearingBase
 from services.clearing.models import PairSpendRow
@@ -21,6 +22,7 @@ from services.common.db import (
     insert_row,
     is_sqlite,
     make_engine,
+    make_read_session_factory,
     make_session_factory,
     update_loaded,
 )
@@ -90,6 +92,23 @@ async def test_core_writes_of_the_hot_path_leave_the_session_nothing_to_flush(
             )
             # Only the row named by the whole composite key changed.
             assert [tuple(r) for r in stored] == [("110000", 40), ("310000", 7)]
+    finally:
+        await engine.dispose()
+
+
+async def test_read_sessions_open_no_transaction_on_postgresql(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+
+    async def in_transaction(sessions: async_sessionmaker[AsyncSession]) -> bool:
+        async with sessions() as session:
+            assert await session.scalar(text("SELECT 1")) == 1
+            connection = await (await session.connection()).get_raw_connection()
+            return bool(connection.driver_connection.is_in_transaction())  # type: ignore[union-attr]
+
+    try:
+        assert await in_transaction(make_read_session_factory(engine)) is False
+        # The ordinary sessions, on the same pool, still begin one.
+        assert await in_transaction(make_session_factory(engine)) is True
     finally:
         await engine.dispose()
 
