@@ -621,8 +621,12 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             async with self._sessions.begin() as session:
                 repository = SettlementRepository(session)
                 visit = await _visit(repository, request.mdtrt_id, request, lock=True)
-                earlier = await repository.settlement_by_request(request_id)
-                if earlier is not None:  # the same request, settled while we waited for the lock
+                # Settled now: perhaps by this same request while we waited for the lock. (The
+                # request id reused on an unsettled visit fails the insert, below.)
+                earlier = (
+                    await repository.settlement_by_request(request_id) if visit.setl_id else None
+                )
+                if earlier is not None:
                     return _replayed_settlement(earlier, request_hash, request_id)
                 now = _now()
                 computed = await self._compute(repository, visit, filing, request, now)

@@ -1,16 +1,17 @@
-"""Concurrent settlements of one person on PostgreSQL never pay past the annual cap."""
+"""Concurrent settlements on PostgreSQL: never past the annual cap, and one per request."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
+import grpc
 import pytest
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
 
 from services.common.values import money, today_in_china
-from tests.harness import national
-from tests.integration.settlement.conftest import CAPPED, Upstream
+from tests.harness import national, refusal
+from tests.integration.settlement.conftest import CAPPED, RETIREE, Upstream
 from tests.integration.settlement.test_settlement_service import (
     GATEWAY,
     admit,
@@ -73,3 +74,26 @@ async def test_concurrent_settlements_stop_exactly_at_the_annual_cap(
     )
     capped = [p for p in year.policies if p.policy_id == f"330100-310-{policy.year}-11-employed"]
     assert capped[0].fund_paid.amount_fen == CAP_FEN
+
+
+async def test_the_same_settlement_sent_ten_times_at_once_settles_once(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE, med_type="11")
+    await upload(settlement, visit, fee("1", "XD0000", 12_345))
+    request = settle_request(visit, f"same-{visit.mdtrt_id}")
+    answers = await asyncio.gather(
+        *(settlement.SettleVisit(request, metadata=GATEWAY) for _ in range(10))
+    )
+    # Those that waited for the visit's lock find it settled by their own request: a replay.
+    assert len({a.SerializeToString() for a in answers}) == 1
+    assert answers[0].medfee_sumamt.amount_fen == 12_345
+
+    # The same request id on another (unsettled) visit is someone else's settlement.
+    other = await admit(settlement, upstream, RETIREE, med_type="11")
+    await upload(settlement, other, fee("1", "XD0000", 500))
+    reused = settle_request(other, f"same-{visit.mdtrt_id}")
+    assert await refusal(settlement.SettleVisit(reused, metadata=GATEWAY)) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "REQUEST_ID_CONFLICT",
+    )
