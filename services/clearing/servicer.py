@@ -109,35 +109,40 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     ) -> list[bool]:
         """Record ledger entries in one transaction, in order; per entry, False when it had been
         recorded before. Each is recorded in a span under its own trace when it carries one (a
-        batch holds the events of many settlements), linked to the call that brought it."""
+        batch holds the events of many settlements), linked to the call that brought it. Then
+        the new entries are counted in their pairs' totals, once per pair and in key order, so
+        that concurrent batches lock the pairs they share in the same order."""
         call = trace.get_current_span().get_span_context()
         recorded = []
+        spent: dict[tuple[int, str, str], int] = {}
         async with self._sessions.begin() as session:
             repository = ClearingRepository(session)
             for values, parent in entries:
                 if parent is None:
-                    recorded.append(await self._record_one(repository, values))
-                    continue
-                with self._tracer.start_as_current_span(
-                    "clearing/record_ledger_event",
-                    context=parent,
-                    kind=SpanKind.CONSUMER,
-                    links=[Link(call)] if call.is_valid else None,
-                ):
-                    recorded.append(await self._record_one(repository, values))
+                    recorded.append(await _record_one(repository, values))
+                else:
+                    with self._tracer.start_as_current_span(
+                        "clearing/record_ledger_event",
+                        context=parent,
+                        kind=SpanKind.CONSUMER,
+                        links=[Link(call)] if call.is_valid else None,
+                    ):
+                        recorded.append(await _record_one(repository, values))
+                if recorded[-1]:
+                    pair = (
+                        int(values["period"][:4]),
+                        values["insured_prov"],
+                        values["treatment_prov"],
+                    )
+                    spent[pair] = spent.get(pair, 0) + logic.clearing_amount(
+                        values["hifp_pay_fen"],
+                        values["critical_pay_fen"],
+                        values["maf_pay_fen"],
+                        values["acct_pay_fen"],
+                    )
+            for pair in sorted(spent):
+                await _count_in_pair(repository, pair, spent[pair], self._usage)
         return recorded
-
-    async def _record_one(self, repository: ClearingRepository, values: dict[str, Any]) -> bool:
-        """Insert one entry unless its event id is there; a different earlier one is refused."""
-        if await insert_missing(repository.session, LedgerEntryRow, values):
-            await _count_in_pair(repository, values, self._usage)
-            return True
-        event_id = values["event_id"]
-        if await repository.event_hash(event_id) != values["event_hash"]:
-            raise LedgerEventConflict(
-                f"event {event_id} was recorded with other content", eventId=event_id
-            )
-        return False
 
     # --- reconciliation (3201 / 3202) ---
 
@@ -816,21 +821,29 @@ async def _prepayment_row(
     return row
 
 
+async def _record_one(repository: ClearingRepository, values: dict[str, Any]) -> bool:
+    """Insert one ledger entry unless its event id is there (False); an earlier entry with other
+    content is refused."""
+    if await insert_missing(repository.session, LedgerEntryRow, values):
+        return True
+    event_id = values["event_id"]
+    if await repository.event_hash(event_id) != values["event_hash"]:
+        raise LedgerEventConflict(
+            f"event {event_id} was recorded with other content", eventId=event_id
+        )
+    return False
+
+
 async def _count_in_pair(
-    repository: ClearingRepository, entry: dict[str, Any], usage_gauge: Gauge
+    repository: ClearingRepository,
+    pair: tuple[int, str, str],
+    amount_fen: int,
+    usage_gauge: Gauge,
 ) -> None:
-    """After a new ledger entry: count it in its pair's spend, then the usage of the pair's
-    prepayment, if the pair has one."""
-    year = int(entry["period"][:4])
-    pair = (entry["insured_prov"], entry["treatment_prov"])
-    amount = logic.clearing_amount(
-        entry["hifp_pay_fen"],
-        entry["critical_pay_fen"],
-        entry["maf_pay_fen"],
-        entry["acct_pay_fen"],
-    )
-    spend = await repository.add_spend(year, *pair, amount)
-    row = await repository.prepayment(year, *pair, lock=True)
+    """Count new entries' amount in the (year, insured, treatment) pair's uncleared spend, then
+    evaluate the usage of the pair's prepayment, if it has one."""
+    spend = await repository.add_spend(*pair, amount_fen)
+    row = await repository.prepayment(*pair, lock=True)
     if row is not None:
         await _evaluate(repository, row, _now(), usage_gauge, spend)
 

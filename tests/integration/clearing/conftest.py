@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
@@ -40,8 +40,7 @@ async def clearing(
 HOSPITAL = "H11010000001"
 
 
-async def record(
-    stub: Stub,
+def ledger_event(
     setl_id: str,
     *,
     medfee: int,
@@ -52,34 +51,36 @@ async def record(
     day: dt.date = dt.date(2026, 11, 20),
     insured: str = "131000",
     treatment: str = "110100",
-) -> None:
-    """Record a settlement (or, with cancel, its cancellation) at 10:00 Beijing time on `day`."""
+) -> ledger_pb2.LedgerEvent:
+    """A settlement (or, with cancel, its cancellation) at 10:00 Beijing time on `day`."""
     sign = -1 if cancel else 1
     when = dt.datetime.combine(day, dt.time(2), dt.UTC)
-    event_id = f"{setl_id}{'C' if cancel else 'S'}"
+    return ledger_pb2.LedgerEvent(
+        event_id=f"{setl_id}{'C' if cancel else 'S'}",
+        kind=ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
+        if cancel
+        else ledger_pb2.LEDGER_EVENT_KIND_SETTLED,
+        setl_id=setl_id,
+        mdtrt_id=f"M{setl_id}",
+        fixmedins_code=HOSPITAL,
+        treatment_admdvs=treatment,
+        insuplc_admdvs=insured,
+        insutype="310",
+        med_type=med_type,
+        event_time=timestamp(when),
+        medfee_sumamt=money(sign * medfee),
+        hifp_pay=money(sign * fund),
+        fund_pay_sumamt=money(sign * fund),
+        acct_pay=money(sign * acct),
+        psn_cash_pay=money(sign * (medfee - fund - acct)),
+        psn_no="P1",
+    )
+
+
+async def record(stub: Stub, setl_id: str, **event: Any) -> None:
+    """Record one ledger_event(setl_id, **event) through RecordLedgerEvent."""
+    recorded = ledger_event(setl_id, **event)
     await stub.RecordLedgerEvent(
-        clearing_service_pb2.RecordLedgerEventRequest(
-            request_id=event_id,
-            event=ledger_pb2.LedgerEvent(
-                event_id=event_id,
-                kind=ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
-                if cancel
-                else ledger_pb2.LEDGER_EVENT_KIND_SETTLED,
-                setl_id=setl_id,
-                mdtrt_id=f"M{setl_id}",
-                fixmedins_code=HOSPITAL,
-                treatment_admdvs=treatment,
-                insuplc_admdvs=insured,
-                insutype="310",
-                med_type=med_type,
-                event_time=timestamp(when),
-                medfee_sumamt=money(sign * medfee),
-                hifp_pay=money(sign * fund),
-                fund_pay_sumamt=money(sign * fund),
-                acct_pay=money(sign * acct),
-                psn_cash_pay=money(sign * (medfee - fund - acct)),
-                psn_no="P1",
-            ),
-        ),
+        clearing_service_pb2.RecordLedgerEventRequest(request_id=recorded.event_id, event=recorded),
         metadata=national(),
     )

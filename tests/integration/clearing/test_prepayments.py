@@ -13,7 +13,7 @@ from services.clearing import logic
 from services.common.runtime import Storage
 from services.common.values import money
 from tests.harness import national, province, refusal
-from tests.integration.clearing.conftest import record
+from tests.integration.clearing.conftest import ledger_event, record
 
 if TYPE_CHECKING:
     from tests.integration.clearing.conftest import Stub
@@ -196,3 +196,27 @@ async def test_uncleared_spend_is_a_running_total_that_closing_lowers_in_each_en
         0,
         105,
     )
+
+
+async def test_a_batch_counts_each_pair_once_and_warns_once_for_its_crossing(
+    clearing: tuple[Stub, Storage],
+) -> None:
+    stub, storage = clearing
+    await set_prepayment(stub, 10_000)
+    batch = _C.RecordLedgerEventsRequest(
+        events=[
+            _C.TracedLedgerEvent(event=ledger_event("B1", medfee=5_000, fund=4_000)),
+            _C.TracedLedgerEvent(event=ledger_event("B2", medfee=100, fund=90, insured="510100")),
+            _C.TracedLedgerEvent(event=ledger_event("B3", medfee=4_000, fund=3_500)),
+        ]
+    )
+    reply = await stub.RecordLedgerEvents(batch, metadata=national())
+    assert list(reply.recorded) == [True, True, True]
+    # 4,000 + 3,500 of 10,000 crossed 70% once, inside the batch: one warning, at the batch's end.
+    assert await warnings(stub) == [(_C.USAGE_LEVEL_YELLOW, "0.7500", False)]
+    assert await uncleared(stub, 2026) == 7_500
+    async with storage.sessions() as session:
+        totals = await session.execute(
+            text("SELECT insured_prov, uncleared_fen FROM pair_spend ORDER BY 1")
+        )
+        assert [tuple(t) for t in totals] == [(HEBEI, 7_500), ("510000", 90)]
