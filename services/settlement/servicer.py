@@ -608,8 +608,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         request_hash = request_fingerprint(request)
-        # The replay check and the visit's read share one session, outside any transaction;
-        # so is the filing asked for: no lock is held across that call.
+        # The replay check and the visit's read run outside any transaction, as does the filing
+        # lookup after them: no lock is held across that call.
         async with self._reads() as session:
             repository = SettlementRepository(session)
             earlier = await repository.settlement_by_request(request_id)
