@@ -121,22 +121,12 @@ class SettlementRepository:
 
     async def live_lines(self, mdtrt_id: str) -> list[FeeLineRow]:
         """The visit's live fee lines in upload order."""
-        rows = await self._session.scalars(
-            select(FeeLineRow)
-            .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE)
-            .order_by(FeeLineRow.id)
-        )
-        return list(rows)
+        return list(await self._session.scalars(_live_lines(mdtrt_id, FeeLineRow)))
 
     async def live_classified(self, mdtrt_id: str) -> list[bytes]:
         """The classified form (ClassifiedFee) of the visit's live lines, in upload order: all
         that settling needs, without building a row object per line."""
-        rows = await self._session.scalars(
-            select(FeeLineRow.classified)
-            .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE)
-            .order_by(FeeLineRow.id)
-        )
-        return list(rows)
+        return list(await self._session.scalars(_live_lines(mdtrt_id, FeeLineRow.classified)))
 
     async def cancel_lines(self, mdtrt_id: str, feedetl_sn: str, now: dt.datetime) -> int:
         """Cancel one live line (or all when feedetl_sn is empty); how many were cancelled."""
@@ -264,3 +254,12 @@ class SettlementRepository:
             )
         ).one()
         return int(count), oldest
+
+
+def _live_lines(mdtrt_id: str, selected: Any) -> Any:
+    """SELECT `selected` of a visit's live fee lines, in upload order."""
+    return (
+        select(selected)
+        .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE)
+        .order_by(FeeLineRow.id)
+    )
