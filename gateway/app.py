@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
             settings.targets(), provider.get_tracer("gateway"), settings.request_timeout_s
         )
         app.state.upstreams = upstreams
-        hospital = HospitalInterface(settings, storage.sessions, upstreams, storage.metrics)
+        hospital = HospitalInterface(settings, storage, upstreams)
         app.state.metrics = storage.metrics
         app.state.hospital = hospital
         pruning = asyncio.create_task(_prune_nonces(hospital, settings.timestamp_window_s))

@@ -17,24 +17,25 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
 from opentelemetry import trace
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway import codec
 from gateway.auth import SignedHeaders, check_signature, signed_headers
 from gateway.config import GatewaySettings
 from gateway.envelope import Envelope, EnvelopeError, inf_refmsgid, parse_envelope, response
 from gateway.models import DONE, PENDING, REVERSED, MessageRow, SessionRow
+from gateway.nonces import Nonces
 from gateway.repository import GatewayRepository
 from gateway.transactions.base import Call, Outcome
 from gateway.transactions.registry import NOT_YET_AVAILABLE, REVERSIBLE, SERVICE_TRANSACTIONS
 from gateway.transactions.settlements import cancel_settlement_by_id
 from gateway.transactions.visits import cancel_visit_by_id
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
-from services.common.metrics import ProcessMetrics
+from services.common.cache import LocalCache
+from services.common.runtime import Storage
 from services.common.tracing import current_trace_id
 from services.common.values import SHANGHAI, stored_utc
 
@@ -43,9 +44,10 @@ _REFMSGID = re.compile(rb'"inf_refmsgid":"([0-9]{30})"')
 # The national front-end path every HIS adapter already calls.
 HOSPITAL_PATH = "/fsi/api/rsfComIfsService/callService"
 _SIGN_IN = "9001"
-# How long a credential read from the database is trusted in memory.
-CREDENTIAL_TTL_S = 5.0
+# How long a credential or a sign-in read from the database is trusted in memory.
+REMEMBERED_S = 5.0
 _NO_AREA = "000000"
+T = TypeVar("T")
 
 
 class _Answered(Exception):
@@ -54,6 +56,15 @@ class _Answered(Exception):
     def __init__(self, body: bytes) -> None:
         super().__init__("answered")
         self.body = body
+
+
+@dataclass(frozen=True)
+class _SignIn:
+    """What the sign-in check needs of a session (9001)."""
+
+    fixmedins_code: str
+    expires_at: dt.datetime
+    signed_out: bool
 
 
 @dataclass(frozen=True)
@@ -78,12 +89,12 @@ class HospitalInterface:
     def __init__(
         self,
         settings: GatewaySettings,
-        sessions: async_sessionmaker[AsyncSession],
+        storage: Storage,
         upstreams: Upstreams,
-        metrics: ProcessMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        metrics = storage.metrics
         self._requests = metrics.counter(
             "medsettle_hospital_requests",
             "Hospital messages answered, by infno and infcode",
@@ -92,10 +103,14 @@ class HospitalInterface:
         self._seconds = metrics.histogram(
             "medsettle_hospital_duration_seconds", "Time to answer a hospital message", ["infno"]
         )
-        self._sessions = sessions
+        self._sessions = storage.sessions
+        # One-statement writes and lookups: no BEGIN / COMMIT round trips on PostgreSQL.
+        self._autocommit = storage.autocommit
+        self._nonces = Nonces(storage.cache, storage.autocommit, 2 * settings.timestamp_window_s)
         self._upstreams = upstreams
         self._clock = clock
-        self._credentials: dict[str, tuple[float, str, str]] = {}
+        self._credentials: LocalCache[tuple[str, str]] = LocalCache(10_000)
+        self._sign_ins: LocalCache[_SignIn] = LocalCache(100_000)
         self._own: dict[str, Callable[[Call], Awaitable[Outcome]]] = {
             _SIGN_IN: self._sign_in,
             "9002": self._sign_out,
@@ -175,23 +190,27 @@ class HospitalInterface:
             )
             return self._refusal(area, received, failure), infno
 
-    async def _credential(self, paasid: str) -> tuple[str, str] | None:
-        """(fixmedins_code, secret) of a paasid; kept in memory for CREDENTIAL_TTL_S so most
-        messages need no database read for it (a re-issued secret replaces the old one within
-        that time)."""
-        now = time.monotonic()
-        known = self._credentials.get(paasid)
-        if known is not None and known[0] > now:
-            return known[1], known[2]
-        async with self._sessions() as session:
-            row = await GatewayRepository(session).credential_by_paasid(paasid)
-        if row is None:
-            return None
-        self._credentials[paasid] = (now + CREDENTIAL_TTL_S, row.fixmedins_code, row.secret)
-        return row.fixmedins_code, row.secret
+    async def _remembered(
+        self,
+        kept: LocalCache[T],
+        key: str,
+        read: Callable[[GatewayRepository, str], Awaitable[T | None]],
+    ) -> T | None:
+        """kept[key], else what `read` finds in the database, then kept for REMEMBERED_S. What
+        is not found is not kept: it may be created any moment."""
+        known = kept.get(key)
+        if known is not None:
+            return known
+        async with self._autocommit() as session:
+            found = await read(GatewayRepository(session), key)
+        if found is not None:
+            kept.set_many({key: found}, REMEMBERED_S)
+        return found
 
     async def _authenticate(self, signed: SignedHeaders, parsed: Any) -> _Received:
-        credential = await self._credential(signed.paasid)
+        # Most messages need no database read for their credential (a re-issued secret
+        # replaces the old one within REMEMBERED_S).
+        credential = await self._remembered(self._credentials, signed.paasid, _credential_of)
         if credential is None:
             raise EnvelopeError(f"x-tif-paasid {signed.paasid} is not known")
         fixmedins_code, secret = credential
@@ -205,18 +224,19 @@ class HospitalInterface:
         canonical = codec.encode(parsed, canonical=True)
         return _Received(envelope, hashlib.sha256(canonical).hexdigest(), canonical, signed)
 
-    async def _require_session(self, repository: GatewayRepository, envelope: Envelope) -> None:
+    async def _require_session(self, envelope: Envelope) -> None:
         if envelope.infno == _SIGN_IN:
             return
         if not envelope.sign_no:
             raise EnvelopeError("sign_no is required: sign in with 9001 first")
-        row = await repository.session(envelope.sign_no)
-        now = self._now()
-        if row is None or row.fixmedins_code != envelope.fixmedins_code:
+        # A sign-out (9002) through this process forgets its sign-in at once; through another,
+        # it takes effect within REMEMBERED_S.
+        sign_in = await self._remembered(self._sign_ins, envelope.sign_no, _sign_in_of)
+        if sign_in is None or sign_in.fixmedins_code != envelope.fixmedins_code:
             raise EnvelopeError(f"sign_no {envelope.sign_no} is not a sign-in of this institution")
-        if row.signed_out_at is not None:
+        if sign_in.signed_out:
             raise EnvelopeError(f"sign_no {envelope.sign_no} was signed out; sign in with 9001")
-        if stored_utc(row.expires_at) <= now:
+        if sign_in.expires_at <= self._now():
             raise EnvelopeError(f"sign_no {envelope.sign_no} has expired; sign in with 9001")
 
     def _handler(self, infno: str) -> Callable[[Call], Awaitable[Outcome]]:
@@ -248,39 +268,45 @@ class HospitalInterface:
     async def forget_old_nonces(self) -> int:
         """Drop nonces whose timestamp can no longer pass the window (older than twice it)."""
         before = self._now() - dt.timedelta(seconds=2 * self._settings.timestamp_window_s)
-        async with self._sessions.begin() as session:
-            return await GatewayRepository(session).forget_nonces(before)
+        return await self._nonces.forget_old(before)
 
     # --- msgid idempotency ---
 
     async def _claim(self, message: _Received, area: str, received: dt.datetime) -> None:
-        """In one transaction: spend the nonce, check the sign-in, and record the msgid as
-        PENDING, or find what is stored for it.
+        """Spend the nonce, check the sign-in, and record the msgid as PENDING, or find what is
+        stored for it.
 
-        The stored answer of a repeat comes back from this same transaction, which every message
-        needs anyway for its nonce and sign-in, so a response cache would save nothing and cost
-        a round trip on every message."""
+        Each step is one statement that commits on its own (the nonce may be in Redis, the
+        sign-in in memory), so none waits for another's transaction. A refused message keeps
+        its nonce spent; one the platform failed to record gives it back, so that the same
+        request can be sent again. A repeat's stored answer comes back from the claiming
+        statement itself, so a response cache would save nothing."""
         envelope, signed = message.envelope, message.signed
-        row = MessageRow(
-            fixmedins_code=envelope.fixmedins_code,
-            msgid=envelope.msgid,
-            infno=envelope.infno,
-            state=PENDING,
-            request_hash=message.request_hash,
-            request_body=message.canonical,
-            response=None,
-            reference="",
-            reversed_by="",
-            trace_id=current_trace_id(),
-            inf_refmsgid="",
-            created_at=received,
-        )
-        async with self._sessions.begin() as session:
-            repository = GatewayRepository(session)
-            if not await repository.use_nonce(signed.paasid, signed.nonce, self._now()):
-                raise EnvelopeError(f"x-tif-nonce {signed.nonce} was already used")
-            await self._require_session(repository, envelope)
-            stored = await repository.claim(row)
+        if not await self._nonces.spend(signed.paasid, signed.nonce, self._now()):
+            raise EnvelopeError(f"x-tif-nonce {signed.nonce} was already used")
+        try:
+            await self._require_session(envelope)
+            row = MessageRow(
+                fixmedins_code=envelope.fixmedins_code,
+                msgid=envelope.msgid,
+                infno=envelope.infno,
+                state=PENDING,
+                request_hash=message.request_hash,
+                request_body=message.canonical,
+                response=None,
+                reference="",
+                reversed_by="",
+                trace_id=current_trace_id(),
+                inf_refmsgid="",
+                created_at=received,
+            )
+            async with self._autocommit.begin() as session:
+                stored = await GatewayRepository(session).claim(row)
+        except EnvelopeError:
+            raise
+        except Exception:
+            await self._nonces.give_back(signed.paasid, signed.nonce)
+            raise
         self._answer_from(stored, message.request_hash, area, received)
 
     def _answer_from(
@@ -325,7 +351,7 @@ class HospitalInterface:
         """Make `body` (answered as `refmsgid`) the message's final answer, unless another
         request got there first."""
         envelope = message.envelope
-        async with self._sessions.begin() as session:
+        async with self._autocommit.begin() as session:
             repository = GatewayRepository(session)
             if not await repository.finish(
                 envelope.fixmedins_code, envelope.msgid, body, reference, refmsgid
@@ -377,6 +403,7 @@ class HospitalInterface:
             if row is None or row.fixmedins_code != call.fixmedins_code:
                 raise EnvelopeError(f"input.signOut.sign_no {sign_no} is not a sign-in of yours")
             row.signed_out_at = row.signed_out_at or now
+        self._sign_ins.delete([sign_no])
         return Outcome({"signoutoutb": {"sign_time": _local(now)}}, reference=sign_no)
 
     async def _reverse(self, call: Call) -> Outcome:
@@ -464,6 +491,19 @@ class HospitalInterface:
                 raise
             return ""
         return outcome.reference
+
+
+async def _credential_of(repository: GatewayRepository, paasid: str) -> tuple[str, str] | None:
+    """(fixmedins_code, secret) of a paasid."""
+    row = await repository.credential_by_paasid(paasid)
+    return None if row is None else (row.fixmedins_code, row.secret)
+
+
+async def _sign_in_of(repository: GatewayRepository, sign_no: str) -> _SignIn | None:
+    row = await repository.session(sign_no)
+    if row is None:
+        return None
+    return _SignIn(row.fixmedins_code, stored_utc(row.expires_at), bool(row.signed_out_at))
 
 
 def _local(moment: dt.datetime) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import DONE, REVERSED, CredentialRow, MessageRow, NonceRow, SessionRow
+from gateway.models import DONE, PENDING, Base, CredentialRow, MessageRow, NonceRow, SessionRow
 from services.common.db import insert_missing
 
 
@@ -48,6 +48,12 @@ class GatewayRepository:
         """Record a nonce; False when this paasid used it before."""
         return await insert_missing(
             self._session, NonceRow, {"paasid": paasid, "nonce": nonce, "seen_at": now}
+        )
+
+    async def forget_nonce(self, paasid: str, nonce: str) -> None:
+        """Make one nonce usable again."""
+        await self._session.execute(
+            delete(NonceRow).where(NonceRow.paasid == paasid, NonceRow.nonce == nonce)
         )
 
     async def forget_nonces(self, before: dt.datetime) -> int:
@@ -91,15 +97,33 @@ class GatewayRepository:
         """Store the final response of a PENDING message; False if another request finished (or
         reversed) it first, whose stored state then wins."""
         result = await self._session.execute(
-            update(MessageRow)
-            .where(
-                MessageRow.fixmedins_code == fixmedins_code,
-                MessageRow.msgid == msgid,
-                MessageRow.state != DONE,
-                MessageRow.state != REVERSED,
-            )
-            .values(state=DONE, response=response, reference=reference, inf_refmsgid=inf_refmsgid)
-            # Nothing of this row is loaded in the session: no need to look for it there.
-            .execution_options(synchronize_session=False)
+            _FINISH,
+            {
+                "key_code": fixmedins_code,
+                "key_msgid": msgid,
+                "response": response,
+                "reference": reference,
+                "inf_refmsgid": inf_refmsgid,
+            },
         )
-        return int(getattr(result, "rowcount", 0)) == 1
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+
+# Built once: a Core statement skips the ORM's bulk-update machinery, which took a quarter of the
+# time the gateway spent handling a message.
+_MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
+_FINISH = (
+    update(_MESSAGES)
+    .where(
+        _MESSAGES.c.fixmedins_code == bindparam("key_code"),
+        _MESSAGES.c.msgid == bindparam("key_msgid"),
+        _MESSAGES.c.state == PENDING,
+    )
+    .values(
+        state=DONE,
+        response=bindparam("response"),
+        reference=bindparam("reference"),
+        inf_refmsgid=bindparam("inf_refmsgid"),
+    )
+)

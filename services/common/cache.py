@@ -13,13 +13,14 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import redis.asyncio as redis_asyncio
 from opentelemetry.trace import SpanKind, Tracer
 from redis.exceptions import RedisError
 
 _LOGGER = logging.getLogger(__name__)
+V = TypeVar("V")
 
 
 @dataclass
@@ -37,17 +38,21 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
-class LocalCache:
+class LocalCache(Generic[V]):
     """A bounded in-process LRU with per-entry expiry."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._max_entries = max_entries
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+    def get(self, key: str) -> V | None:
+        """The live entry of key, or None."""
+        return self.get_many((key,)).get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, V]:
         """The live entries among keys."""
         now = time.monotonic()
-        found: dict[str, bytes] = {}
+        found: dict[str, V] = {}
         for key in keys:
             entry = self._entries.get(key)
             if entry is None:
@@ -60,7 +65,7 @@ class LocalCache:
             found[key] = value
         return found
 
-    def set_many(self, items: Mapping[str, bytes], ttl_s: float) -> None:
+    def set_many(self, items: Mapping[str, V], ttl_s: float) -> None:
         """Store items, evicting the least recently used beyond the bound."""
         expires_at = time.monotonic() + ttl_s
         for key, value in items.items():
@@ -95,7 +100,7 @@ class Cache:
         self._redis = redis_client
         self._tracer = tracer
         self._prefix = prefix
-        self._local = LocalCache(local_max_entries)
+        self._local: LocalCache[bytes] = LocalCache(local_max_entries)
         self._local_ttl_s = local_ttl_s
         self._retry_after_s = retry_after_s
         self._redis_down_until = 0.0
@@ -187,6 +192,22 @@ class Cache:
                 await client.delete(*(self._key(key) for key in keys))
         except (RedisError, OSError) as error:
             self._redis_failed(error)
+
+    async def add_once(self, key: str, ttl_s: float) -> bool | None:
+        """Set key in Redis unless it exists (SET NX, one round trip): True when this call set
+        it, False when it was there. None when there is no Redis to ask (none configured, or
+        down): the caller decides what to do instead. The in-process level is not used, since
+        only a shared store can tell processes apart."""
+        client = self._redis_available()
+        if client is None:
+            return None
+        try:
+            with self._span("SET"):
+                created = await client.set(self._key(key), b"1", nx=True, px=int(ttl_s * 1000))
+        except (RedisError, OSError) as error:
+            self._redis_failed(error)
+            return None
+        return bool(created)
 
 
 def make_redis(url: str, *, timeout_s: float = 0.2) -> redis_asyncio.Redis | None:

@@ -86,12 +86,14 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reads outside any transaction. On PostgreSQL their statements run in
-    autocommit: no BEGIN and ROLLBACK round trips, which were half of a one-row lookup's database
-    time. Nothing is lost, because under READ COMMITTED each statement takes its own snapshot
-    even inside a transaction. Use the ordinary sessions when a write follows or reads must
-    agree (a lock). On SQLite these are the ordinary sessions."""
+def make_autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions outside any transaction, for reads and for writes of one statement. On
+    PostgreSQL their statements run in autocommit: no BEGIN and COMMIT (or ROLLBACK) round trips,
+    which were half of a one-row lookup's database time. Nothing is lost: under READ COMMITTED
+    each statement takes its own snapshot even inside a transaction, and one statement is atomic
+    on its own. Use the ordinary sessions when statements must commit together or agree (a
+    lock). On SQLite these are the ordinary sessions, so a write must still be made inside
+    `factory.begin()` (which on PostgreSQL then begins nothing)."""
     if engine.dialect.name != "postgresql":
         return make_session_factory(engine)
     return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.cache import Cache, make_redis
 from services.common.config import ProcessSettings, ServiceSettings
-from services.common.db import make_engine, make_read_session_factory, make_session_factory
+from services.common.db import make_autocommit_session_factory, make_engine, make_session_factory
 from services.common.log import configure_logging
 from services.common.metrics import ProcessMetrics
 from services.common.migrations import upgrade_to_head
@@ -36,8 +36,8 @@ class Storage:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    reads: async_sessionmaker[AsyncSession]
-    """For read-only calls: no transaction on PostgreSQL (services.common.db)."""
+    autocommit: async_sessionmaker[AsyncSession]
+    """For reads and one-statement writes: no transaction on PostgreSQL (services.common.db)."""
     cache: Cache
     metrics: ProcessMetrics
 
@@ -73,7 +73,11 @@ async def open_storage(
         lambda: cache.stats.hit_ratio,
     )
     return Storage(
-        engine, make_session_factory(engine), make_read_session_factory(engine), cache, metrics
+        engine,
+        make_session_factory(engine),
+        make_autocommit_session_factory(engine),
+        cache,
+        metrics,
     )
 
 

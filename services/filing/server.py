@@ -27,7 +27,7 @@ def registrar(servicer: FilingServicer) -> Registrar:
 
 def build_servicer(settings: FilingSettings, storage: Storage) -> FilingServicer:
     """The servicer with its dependencies."""
-    return FilingServicer(storage.sessions, settings.lock_months_for, storage.reads)
+    return FilingServicer(storage.sessions, settings.lock_months_for, storage.autocommit)
 
 
 async def serve(settings: FilingSettings, provider: TracerProvider) -> None:

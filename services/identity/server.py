@@ -32,7 +32,7 @@ def build_servicer(settings: IdentitySettings, storage: Storage) -> IdentityServ
         storage.sessions,
         settings.voucher_signer(),
         dt.timedelta(seconds=settings.voucher_ttl_s),
-        storage.reads,
+        storage.autocommit,
     )
 
 

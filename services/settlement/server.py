@@ -49,7 +49,7 @@ def build_servicer(
         if relay is not None:
             relay.wake()
 
-    return SettlementServicer(storage.sessions, upstreams, committed, storage.reads)
+    return SettlementServicer(storage.sessions, upstreams, committed, storage.autocommit)
 
 
 async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:

@@ -21,8 +21,8 @@ from services.common.db import (
     insert_missing,
     insert_row,
     is_sqlite,
+    make_autocommit_session_factory,
     make_engine,
-    make_read_session_factory,
     make_session_factory,
     update_loaded,
 )
@@ -96,7 +96,23 @@ async def test_core_writes_of_the_hot_path_leave_the_session_nothing_to_flush(
         await engine.dispose()
 
 
-async def test_read_sessions_open_no_transaction_on_postgresql(postgres_url: str) -> None:
+async def test_a_one_statement_write_in_an_autocommit_session_is_committed(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY, v TEXT)"))
+        async with make_autocommit_session_factory(engine).begin() as session:
+            await session.execute(text("INSERT INTO probe (id, v) VALUES (1, 'kept')"))
+        async with make_session_factory(engine)() as session:
+            rows = (await session.execute(text("SELECT id, v FROM probe"))).all()
+        assert [tuple(row) for row in rows] == [(1, "kept")]
+    finally:
+        await engine.dispose()
+
+
+async def test_autocommit_sessions_open_no_transaction_on_postgresql(postgres_url: str) -> None:
     engine = make_engine(postgres_url)
 
     async def in_transaction(sessions: async_sessionmaker[AsyncSession]) -> bool:
@@ -106,7 +122,7 @@ async def test_read_sessions_open_no_transaction_on_postgresql(postgres_url: str
             return bool(connection.driver_connection.is_in_transaction())  # type: ignore[union-attr]
 
     try:
-        assert await in_transaction(make_read_session_factory(engine)) is False
+        assert await in_transaction(make_autocommit_session_factory(engine)) is False
         # The ordinary sessions, on the same pool, still begin one.
         assert await in_transaction(make_session_factory(engine)) is True
     finally:

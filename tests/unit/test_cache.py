@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_local_cache_evicts_least_recently_used_beyond_its_bound() -> None:
-    cache = LocalCache(max_entries=2)
+    cache: LocalCache[bytes] = LocalCache(max_entries=2)
     cache.set_many({"a": b"1", "b": b"2"}, ttl_s=60)
     assert cache.get_many(["a"]) == {"a": b"1"}  # "a" is now the most recently used
     cache.set_many({"c": b"3"}, ttl_s=60)
@@ -22,7 +22,7 @@ def test_local_cache_evicts_least_recently_used_beyond_its_bound() -> None:
 
 
 def test_local_cache_forgets_expired_entries(monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = LocalCache()
+    cache: LocalCache[bytes] = LocalCache()
     cache.set_many({"a": b"1"}, ttl_s=5)
     now = time.monotonic()
     monkeypatch.setattr(time, "monotonic", lambda: now + 6)
@@ -68,5 +68,29 @@ async def test_cache_keeps_answering_when_redis_is_unreachable() -> None:
     await cache.set_many({"k": b"v"}, ttl_s=60)
     assert await cache.get_many(["k", "missing"]) == {"k": b"v"}
     assert cache.stats.redis_errors == 1  # after the first failure Redis is left alone
+    assert client is not None
+    await client.aclose()
+
+
+async def test_add_once_sets_a_key_in_redis_only_if_it_is_missing(
+    redis_client: redis_asyncio.Redis, redis_prefix: str
+) -> None:
+    client = make_redis(REDIS_URL)
+    cache = Cache(client, prefix=redis_prefix)
+    assert await cache.add_once("nonce:a", ttl_s=30) is True
+    assert await cache.add_once("nonce:a", ttl_s=30) is False
+    assert 25_000 < await redis_client.pttl(f"{redis_prefix}:nonce:a") <= 30_000
+    await cache.delete(["nonce:a"])
+    assert await cache.add_once("nonce:a", ttl_s=30) is True
+    assert client is not None
+    await client.aclose()
+
+
+async def test_add_once_without_a_reachable_redis_leaves_the_decision_to_the_caller() -> None:
+    assert await Cache(None, prefix="t").add_once("k", ttl_s=5) is None
+    client = make_redis("redis://127.0.0.1:1/0")
+    cache = Cache(client, prefix="down")
+    assert await cache.add_once("k", ttl_s=5) is None
+    assert cache.stats.redis_errors == 1
     assert client is not None
     await client.aclose()
