@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import GrowingTables
@@ -25,6 +26,59 @@ _CHUNK = 500
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _insurance_record(row: Any) -> InsuranceRecord:
+    return InsuranceRecord(
+        insutype=row.insutype,
+        psn_type=row.psn_type,
+        status=InsuranceStatus(row.status),
+        insuplc_admdvs=row.insuplc_admdvs,
+        balc_fen=row.balc_fen,
+        idet_types=tuple(filter(None, row.idet_types.split(";"))),
+    )
+
+
+def _person_record(
+    row: Any, insurances: Sequence[InsuranceRecord], cards: Sequence[CardRecord]
+) -> PersonRecord:
+    return PersonRecord(
+        psn_no=row.psn_no,
+        psn_cert_type=row.psn_cert_type,
+        certno=row.certno,
+        psn_name=row.psn_name,
+        gend=row.gend,
+        brdy=row.brdy,
+        naty=row.naty,
+        insurances=tuple(insurances),
+        cards=tuple(cards),
+    )
+
+
+def _insured_person_statement(key: str) -> Select[Any]:
+    """A person's row once per insurance record (once with NULLs when there is none), with the
+    insured area's name; `key` is the persons column matched against :key."""
+    persons = PersonRow.__table__
+    insurances = InsuranceRow.__table__
+    areas = AreaRow.__table__
+    joined = persons.outerjoin(insurances, insurances.c.psn_no == persons.c.psn_no).outerjoin(
+        areas, areas.c.admdvs == insurances.c.insuplc_admdvs
+    )
+    return (
+        select(
+            persons,
+            *(column for column in insurances.c if column.key != "psn_no"),
+            areas.c.name.label("area_name"),
+        )
+        .select_from(joined)
+        .where(persons.c[key] == bindparam("key"))
+        .order_by(insurances.c.insutype)
+    )
+
+
+# Built once: they run on most calls of the service.
+_INSURED_BY_PSN_NO = _insured_person_statement("psn_no")
+_INSURED_BY_CERTNO = _insured_person_statement("certno")
 
 
 class IdentityRepository:
@@ -70,16 +124,7 @@ class IdentityRepository:
                 row.psn_no: ([], []) for row in people
             }
             for insurance in insurances:
-                by_person[insurance.psn_no][0].append(
-                    InsuranceRecord(
-                        insutype=insurance.insutype,
-                        psn_type=insurance.psn_type,
-                        status=InsuranceStatus(insurance.status),
-                        insuplc_admdvs=insurance.insuplc_admdvs,
-                        balc_fen=insurance.balc_fen,
-                        idet_types=tuple(filter(None, insurance.idet_types.split(";"))),
-                    )
-                )
+                by_person[insurance.psn_no][0].append(_insurance_record(insurance))
             for card in cards:
                 by_person[card.psn_no][1].append(
                     CardRecord(
@@ -88,18 +133,22 @@ class IdentityRepository:
                 )
             for person in people:
                 rows, person_cards = by_person[person.psn_no]
-                found[person.psn_no] = PersonRecord(
-                    psn_no=person.psn_no,
-                    psn_cert_type=person.psn_cert_type,
-                    certno=person.certno,
-                    psn_name=person.psn_name,
-                    gend=person.gend,
-                    brdy=person.brdy,
-                    naty=person.naty,
-                    insurances=tuple(rows),
-                    cards=tuple(person_cards),
-                )
+                found[person.psn_no] = _person_record(person, rows, person_cards)
         return found
+
+    async def insured_person(
+        self, *, psn_no: str = "", certno: str = ""
+    ) -> tuple[PersonRecord, dict[str, str]] | None:
+        """One person, by psn_no or by ID number, with their insurance records (no cards) and
+        the names of the areas insuring them (admdvs -> name), in one statement: the lookup of
+        every 1101, admission and settlement."""
+        statement = _INSURED_BY_CERTNO if certno else _INSURED_BY_PSN_NO
+        rows = (await self._session.execute(statement, {"key": certno or psn_no})).all()
+        if not rows:
+            return None
+        insured = [row for row in rows if row.insutype is not None]
+        person = _person_record(rows[0], [_insurance_record(row) for row in insured], [])
+        return person, {row.insuplc_admdvs: row.area_name or "" for row in insured}
 
     async def person(self, psn_no: str, *, with_cards: bool = True) -> PersonRecord | None:
         """One person, or None."""

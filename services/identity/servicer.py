@@ -130,16 +130,19 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
 
     async def _person_by_credential(
         self, repository: IdentityRepository, request: identity_service_pb2.VerifyCredentialRequest
-    ) -> PersonRecord:
+    ) -> tuple[PersonRecord, dict[str, str]]:
+        """The credential's holder (no cards: a card credential is checked here) and the names
+        of their insured areas."""
         kind = request.credential_type
-        psn_no: str | None
         if kind == _CREDENTIAL.CREDENTIAL_TYPE_ID_NUMBER:
             certno = request.credential_no.upper()
             logic.check_id_number(certno)
-            psn_no = await repository.psn_no_by_certno(certno)
-            if psn_no is None:
+            by_certno = await repository.insured_person(certno=certno)
+            if by_certno is None:
                 raise PersonNotFound("no insured person has this ID number")
-        elif kind == _CREDENTIAL.CREDENTIAL_TYPE_SOCIAL_SECURITY_CARD:
+            return by_certno
+        psn_no: str | None
+        if kind == _CREDENTIAL.CREDENTIAL_TYPE_SOCIAL_SECURITY_CARD:
             found = await repository.card(request.credential_no)
             if found is None:
                 raise PersonNotFound(
@@ -155,25 +158,24 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
                 raise VoucherInvalid("the e-voucher token is not valid")
         else:
             raise CredentialTypeInvalid("credential_type must be 01, 02 or 03")
-        # The answer carries no cards (a card credential was checked above), so none are read.
-        person = await repository.person(psn_no, with_cards=False)
-        if person is None:
+        holder = await repository.insured_person(psn_no=psn_no)
+        if holder is None:
             raise PersonNotFound("the credential's person is no longer registered")
-        return person
+        return holder
 
     async def VerifyCredential(
         self, request: identity_service_pb2.VerifyCredentialRequest, context: Context
     ) -> identity_service_pb2.VerifyCredentialResponse:
         async with self._reads() as session:
-            repository = IdentityRepository(session)
-            person = await self._person_by_credential(repository, request)
-            insured = logic.active_insurance(person)
-            area = await repository.area(insured.insuplc_admdvs)
+            person, area_names = await self._person_by_credential(
+                IdentityRepository(session), request
+            )
+        insured = logic.active_insurance(person)
         return identity_service_pb2.VerifyCredentialResponse(
             person=person_to_proto(person, with_cards=False),
             insured_area=area_pb2.Area(
                 admdvs=insured.insuplc_admdvs,
-                name=area.name if area else "",
+                name=area_names.get(insured.insuplc_admdvs, ""),
                 prov_admdvs=province_of(insured.insuplc_admdvs),
             ),
         )
@@ -352,7 +354,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         self, request: identity_service_pb2.GetPersonRequest, context: Context
     ) -> identity_pb2.Person:
         async with self._reads() as session:
-            person = await IdentityRepository(session).person(request.psn_no, with_cards=False)
-        if person is None:
+            found = await IdentityRepository(session).insured_person(psn_no=request.psn_no)
+        if found is None:
             raise PersonNotFound(f"no person {request.psn_no}", psnNo=request.psn_no)
-        return person_to_proto(person, with_cards=False)
+        return person_to_proto(found[0], with_cards=False)

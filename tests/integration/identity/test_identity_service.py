@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from services.common.bundle import BundleInvalid
 from services.common.runtime import open_storage
+from services.common.values import money
 from services.demo.bundle import write_demo_bundle
 from services.identity.bundle import load_persons
 from services.identity.config import IdentitySettings
@@ -48,6 +49,16 @@ async def upload(
         yield identity_service_pb2.UpsertPersonsRequest(persons=list(persons), last=True)
 
     return await stub.UpsertPersons(messages(), metadata=province(caller))
+
+
+async def upload_langfang(stub: Stub) -> None:
+    """The area 131000 (廊坊市), where the test persons are insured."""
+    await stub.UpsertAreas(
+        identity_service_pb2.UpsertAreasRequest(
+            areas=[area_pb2.Area(admdvs="131000", name="廊坊市")]
+        ),
+        metadata=national(),
+    )
 
 
 async def test_upsert_counts_inserted_updated_unchanged(identity: Stub) -> None:
@@ -89,12 +100,7 @@ async def test_upload_with_a_bad_record_writes_nothing(identity: Stub) -> None:
 async def test_verify_by_id_number_and_card_returns_person_and_insured_area(
     identity: Stub,
 ) -> None:
-    await identity.UpsertAreas(
-        identity_service_pb2.UpsertAreasRequest(
-            areas=[area_pb2.Area(admdvs="131000", name="廊坊市")]
-        ),
-        metadata=national(),
-    )
+    await upload_langfang(identity)
     registered = person("P001", card_no="C001", idet_types=("low_income",))
     await upload(identity, registered)
     by_id = await identity.VerifyCredential(
@@ -122,6 +128,43 @@ async def test_verify_by_id_number_and_card_returns_person_and_insured_area(
     )
     assert list(insurance.idet_types) == ["low_income"]
     assert by_id.insured_area == area_pb2.Area(admdvs="131000", name="廊坊市", prov_admdvs="130000")
+
+
+async def test_a_person_with_two_insurances_gets_the_active_one_s_area_and_both_records(
+    identity: Stub,
+) -> None:
+    await upload_langfang(identity)
+    registered = person("P001", insutype="390", psn_type="resident", balc_fen=0)
+    # An employee record from a city whose area was never uploaded, suspended: the resident
+    # record (390) settles, though the employee one (310) sorts first.
+    registered.insurances.insert(
+        0,
+        identity_pb2.Insurance(
+            insutype="310",
+            psn_type="employed",
+            status=identity_pb2.INSURANCE_STATUS_SUSPENDED,
+            insuplc_admdvs="130100",
+            balc=money(2_500),
+        ),
+    )
+    await upload(identity, registered)
+    verified = await identity.VerifyCredential(
+        identity_service_pb2.VerifyCredentialRequest(
+            credential_type=CREDENTIAL.CREDENTIAL_TYPE_ID_NUMBER,
+            credential_no=registered.certno.lower(),
+        )
+    )
+    assert verified.insured_area == area_pb2.Area(
+        admdvs="131000", name="廊坊市", prov_admdvs="130000"
+    )
+    by_psn_no = await identity.GetPerson(
+        identity_service_pb2.GetPersonRequest(psn_no="P001"), metadata=national()
+    )
+    assert by_psn_no == verified.person
+    assert [(i.insutype, i.insuplc_admdvs, i.balc.amount_fen) for i in by_psn_no.insurances] == [
+        ("310", "130100", 2_500),
+        ("390", "131000", 0),
+    ]
 
 
 @pytest.mark.parametrize(
