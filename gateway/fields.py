@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.envelope import EnvelopeError, fen_from_yuan
+
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 
 
 class Node:
@@ -126,8 +129,12 @@ class Node:
         value = self.text(name, 19, required=required)
         if not value:
             return None
+        # The shape first, since fromisoformat also takes other ISO forms; it is ~40 times
+        # faster than strptime, which was a third of reading a fee line.
+        if _MOMENT.fullmatch(value) is None:
+            raise EnvelopeError(f"{self.path}.{name} must be yyyy-MM-dd HH:mm:ss")
         try:
-            return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+            return dt.datetime.fromisoformat(value)
         except ValueError:
             raise EnvelopeError(f"{self.path}.{name} must be yyyy-MM-dd HH:mm:ss") from None
 

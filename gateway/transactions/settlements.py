@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2
@@ -13,6 +12,7 @@ from gateway.fields import Node
 from gateway.national import CREDENTIAL_TYPES, INSUTYPES, cancellation_output, settlement_output
 from gateway.transactions.base import CREDENTIAL_NO_LIMIT, Call, Outcome
 from gateway.upstreams import AS_GATEWAY, ask
+from services.common.awaiting import both
 from services.common.values import money
 
 _FEE_FOR_ITEM = "01"
@@ -71,14 +71,7 @@ async def _compute(call: Call, *, settle: bool, outpatient: bool) -> Outcome:
         computed = ask(service.PreSettle(preview, metadata=AS_GATEWAY), "settlement")
     # The person's details for setlinfo are read while the settlement is computed; the
     # settlement's own refusal, if any, is the one reported.
-    settlement, person = await asyncio.gather(
-        computed, _person(call, psn_no), return_exceptions=True
-    )
-    for failure in (settlement, person):
-        if isinstance(failure, BaseException):
-            raise failure
-    assert isinstance(settlement, settlement_pb2.Settlement)
-    assert isinstance(person, identity_pb2.Person)
+    settlement, person = await both(computed, _person(call, psn_no))
     output = settlement_output(
         settlement,
         person,

@@ -24,6 +24,7 @@ from opentelemetry import propagate
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.awaiting import both
 from services.common.callers import Caller, caller_from_metadata
 from services.common.errors import InvalidArgument
 from services.common.fingerprint import fingerprint, request_fingerprint
@@ -333,19 +334,22 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         request_id = _request_id(request.request_id)
         begin = _check_admission(request)
         request_hash = request_fingerprint(request)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             earlier = await SettlementRepository(session).visit_by_request(request_id)
         if earlier is not None:
             return _replayed_visit(earlier, request_hash, request_id)
 
-        person = await self._upstreams.insured_person(
-            request.credential_type, request.credential_no, request.card_sn, request.insutype
+        # Asked side by side; the credential's refusal, if any, is the one reported.
+        person, institution = await both(
+            self._upstreams.insured_person(
+                request.credential_type, request.credential_no, request.card_sn, request.insutype
+            ),
+            self._upstreams.institution(request.fixmedins_code),
         )
         if request.psn_no and request.psn_no != person.psn_no:
             raise VisitPersonMismatch(
                 f"the credential is not of person {request.psn_no}", psnNo=request.psn_no
             )
-        institution = await self._upstreams.institution(request.fixmedins_code)
         if person.insuplc_admdvs[:2] == institution.admdvs[:2]:
             raise NotCrossProvince(
                 f"the person is insured in {person.insuplc_admdvs}, in the province of "

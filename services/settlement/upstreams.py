@@ -18,6 +18,7 @@ from medsettle.filing.v1 import filing_service_pb2, filing_service_pb2_grpc
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
 from opentelemetry.trace import Tracer
 
+from services.common.cache import LocalCache
 from services.common.callers import caller_metadata
 from services.common.categories import category_name
 from services.common.channels import make_channels
@@ -67,11 +68,17 @@ class EffectiveFiling:
     """Category name: "referral", "retired_relocated", ..."""
 
 
+# How long an institution read from catalogue is used without asking again: admissions of one
+# hospital come in bursts, and a change of its level or openings is rare.
+INSTITUTION_REMEMBERED_S = 5.0
+
+
 class Upstreams:
     """Stubs of identity, filing and catalogue over one channel each."""
 
     def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
         self._channels = channels
+        self._institutions: LocalCache[Institution] = LocalCache(20_000)
         self._identity = identity_service_pb2_grpc.IdentityServiceStub(channels["identity"])
         self._filing = filing_service_pb2_grpc.FilingServiceStub(channels["filing"])
         self._catalogue = catalogue_service_pb2_grpc.CatalogueServiceStub(channels["catalogue"])
@@ -122,17 +129,23 @@ class Upstreams:
         )
 
     async def institution(self, fixmedins_code: str) -> Institution:
-        """The designated institution (INSTITUTION_NOT_FOUND passes through)."""
+        """The designated institution (INSTITUTION_NOT_FOUND passes through), as catalogue
+        described it at most INSTITUTION_REMEMBERED_S ago."""
+        known = self._institutions.get(fixmedins_code)
+        if known is not None:
+            return known
         request = catalogue_service_pb2.GetInstitutionRequest(fixmedins_code=fixmedins_code)
         async with _relaying("catalogue"):
             reply = await self._catalogue.GetInstitution(request, metadata=_AS_NATIONAL)
         flags = {"21": reply.open_inpatient, "11": reply.open_outpatient, "14": reply.open_chronic}
-        return Institution(
+        institution = Institution(
             fixmedins_code=reply.fixmedins_code,
             admdvs=reply.admdvs,
             level=reply.level,
             open_for=frozenset(med_type for med_type, is_open in flags.items() if is_open),
         )
+        self._institutions.set_many({fixmedins_code: institution}, INSTITUTION_REMEMBERED_S)
+        return institution
 
     async def effective_filing(
         self, psn_no: str, treatment_admdvs: str, day: dt.date

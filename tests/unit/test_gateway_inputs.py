@@ -146,3 +146,25 @@ def test_fee_result_echoes_the_line_with_its_classification() -> None:
         Decimal("10.59"),
         "09",
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-30",
+        "2026-11-30T08:05:09",
+        "2026-1-30 08:05:09",
+        "2026-11-30 08:05:9",
+        "2026-02-30 08:05:09",
+        "2026-11-30 24:00:00",
+        "\uff12\uff10\uff12\uff16-11-30 08:05:09",  # full-width digits
+    ],
+)
+def test_a_moment_must_be_exactly_yyyy_mm_dd_hh_mm_ss(value: str) -> None:
+    with pytest.raises(EnvelopeError, match=r"input\.fee_ocur_time must be yyyy-MM-dd HH:mm:ss"):
+        Node({"fee_ocur_time": value}, "input").moment("fee_ocur_time")
+
+
+def test_a_moment_is_read_as_naive_beijing_time() -> None:
+    read = Node({"fee_ocur_time": "2026-11-30 08:05:09"}, "input").moment("fee_ocur_time")
+    assert read == dt.datetime(2026, 11, 30, 8, 5, 9)

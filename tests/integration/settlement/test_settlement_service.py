@@ -10,6 +10,8 @@ import grpc
 import pytest
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from services.common.values import date_to_proto, money, today_in_china
 from tests.harness import national, province, refusal
@@ -187,6 +189,38 @@ async def test_admission_refusals_name_their_reason(
     assert reason in ("PERSON_NOT_FOUND", "INVALID_ID_NUMBER")
     wrong_caller = settlement.AdmitVisit(unknown, metadata=province("110000"))
     assert await refusal(wrong_caller) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+
+
+async def test_admissions_at_one_hospital_ask_catalogue_for_it_once(
+    settlement: SettlementStub, upstream: Upstream, span_exporter: InMemorySpanExporter
+) -> None:
+    first = await admit(settlement, upstream, RETIREE)
+    second = await admit(settlement, upstream, RESIDENT)
+    assert first.treatment_admdvs == second.treatment_admdvs == "110100"
+    asked = [
+        span
+        for span in span_exporter.get_finished_spans()
+        if span.name == "CatalogueService/GetInstitution" and span.kind == SpanKind.CLIENT
+    ]
+    assert len(asked) == 1
+
+
+async def test_an_unknown_credential_is_reported_before_an_unknown_hospital(
+    settlement: SettlementStub,
+) -> None:
+    request = settlement_service_pb2.AdmitVisitRequest(
+        request_id="admit-nobody-nowhere",
+        fixmedins_code="H99999999999",
+        ipt_otp_no="ZY-NOWHERE",
+        credential_type=2,  # type: ignore[arg-type]
+        credential_no="11010519491231002X",
+        med_type="21",
+        begin_date=date_to_proto(today_in_china()),
+    )
+    assert await refusal(settlement.AdmitVisit(request, metadata=GATEWAY)) == (
+        grpc.StatusCode.NOT_FOUND,
+        "PERSON_NOT_FOUND",
+    )
 
 
 async def test_admission_is_idempotent_by_request_id(
