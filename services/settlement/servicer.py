@@ -314,7 +314,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_service_pb2.ListPoliciesResponse:
         limit = page_size(request.page_size, 100, 1000)
         after = decode_page_token(request.page_token)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await SettlementRepository(session).policy_page(
                 request.insuplc_admdvs, after, limit + 1
             )
@@ -422,7 +422,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, request: settlement_service_pb2.GetVisitRequest, context: Context
     ) -> settlement_pb2.Visit:
         _hospital(context)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await _visit(SettlementRepository(session), request.mdtrt_id, request)
         return visit_to_proto(row)
 
@@ -432,7 +432,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         _check_med_type(request.med_type)
         _check_diagnoses(request.diagnoses)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
         if (request.med_type == logic.INPATIENT) != (visit.med_type == logic.INPATIENT):
             raise VisitInvalid(
@@ -517,7 +517,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         request_id = _request_id(request.request_id)
         _check_fee_lines(request.lines)
         hashes = {line.feedetl_sn: fingerprint(line) for line in request.lines}
-        async with self._sessions() as session:
+        async with self._reads() as session:
             repository = SettlementRepository(session)
             visit = await _visit(repository, request.mdtrt_id, request)
             _require_open_unsettled(visit)
@@ -595,7 +595,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, request: settlement_service_pb2.PreSettleRequest, context: Context
     ) -> settlement_pb2.Settlement:
         _hospital(context)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
         filing = await self._filing_for(visit)
         async with self._sessions() as session, session.begin() as transaction:
@@ -750,7 +750,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, setl_id: str, fixmedins_code: str, context: Context
     ) -> SettlementRow:
         caller = caller_from_metadata(context.invocation_metadata())
-        async with self._sessions() as session:
+        async with self._reads() as session:
             repository = SettlementRepository(session)
             row = await repository.settlement(setl_id)
             visit = await repository.visit(row.mdtrt_id) if row else None
