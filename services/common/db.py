@@ -7,8 +7,9 @@ opens one session (one transaction) per RPC.
 from __future__ import annotations
 
 import functools
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, MetaData, Table, bindparam, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm.attributes import set_committed_value
+
+T = TypeVar("T")
 
 # Stable constraint names, so Alembic migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -126,6 +129,38 @@ def _insert_missing_statement(dialect: str, table: Table) -> Any:
     compiled in its cache at once, where an ORM insert with inline values cost about 0.25 ms
     more per call in building and hashing the statement (a third of a small transaction)."""
     return _dialect_insert(dialect)(table).on_conflict_do_nothing()
+
+
+async def locked_row(
+    session: AsyncSession, model: type[T], key: dict[str, Any], zero: dict[str, Any]
+) -> T:
+    """The row with this key, inserted with `zero` values when missing, locked until commit.
+
+    One statement: an upsert whose conflict branch rewrites a key column with itself, which
+    locks the existing row (PostgreSQL) and returns it as stored. SQLite transactions hold the
+    write lock from BEGIN already. The statement is built once per table and set of columns:
+    building and hashing it with inline values cost about 0.3 ms a call.
+    """
+    statement = _locked_row_statement(
+        session.get_bind().dialect.name, cast(Hashable, model), tuple(key), tuple(zero)
+    )
+    row: T | None = await session.scalar(
+        statement, {**key, **zero}, execution_options={"populate_existing": True}
+    )
+    assert row is not None
+    return row
+
+
+@functools.cache
+def _locked_row_statement(
+    dialect: str, model: Any, key: tuple[str, ...], values: tuple[str, ...]
+) -> Any:
+    statement = _dialect_insert(dialect)(model).values(
+        {column: bindparam(column) for column in (*key, *values)}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={key[0]: statement.excluded[key[0]]}
+    ).returning(model)
 
 
 async def insert_row(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_row, update_loaded, upsert_constructor
+from services.common.db import insert_row, locked_row, update_loaded
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -158,29 +158,12 @@ class SettlementRepository:
 
     # --- annual accumulators ---
 
-    async def _locked(self, model: type[T], key: dict[str, Any], zero: dict[str, Any]) -> T:
-        """The row with this key, inserted with `zero` values when missing, locked until commit.
-
-        One statement: an upsert whose conflict branch rewrites a key column with itself, which
-        locks the existing row (PostgreSQL) and returns it as stored. SQLite transactions hold
-        the write lock from BEGIN already.
-        """
-        statement = upsert_constructor(self._session)(model).values(**key, **zero)
-        first_key = next(iter(key))
-        statement = statement.on_conflict_do_update(
-            index_elements=list(key), set_={first_key: statement.excluded[first_key]}
-        ).returning(model)
-        row: T | None = await self._session.scalar(
-            statement, execution_options={"populate_existing": True}
-        )
-        assert row is not None
-        return row
-
     async def person_year(
         self, psn_no: str, insuplc_admdvs: str, year: int, opening_balance_fen: int
     ) -> PersonYearRow:
         """The person's accumulators for the year (opened with the account balance), locked."""
-        return await self._locked(
+        return await locked_row(
+            self._session,
             PersonYearRow,
             {"psn_no": psn_no, "insuplc_admdvs": insuplc_admdvs, "year": year},
             {
@@ -195,7 +178,8 @@ class SettlementRepository:
         self, psn_no: str, insuplc_admdvs: str, year: int, policy_id: str, annual_cap_fen: int
     ) -> PolicyYearRow:
         """What the policy paid the person this year (created at zero when missing), locked."""
-        return await self._locked(
+        return await locked_row(
+            self._session,
             PolicyYearRow,
             {
                 "psn_no": psn_no,

@@ -21,6 +21,7 @@ from services.common.db import (
     insert_missing,
     insert_row,
     is_sqlite,
+    locked_row,
     make_autocommit_session_factory,
     make_engine,
     make_session_factory,
@@ -92,6 +93,29 @@ async def test_core_writes_of_the_hot_path_leave_the_session_nothing_to_flush(
             )
             # Only the row named by the whole composite key changed.
             assert [tuple(r) for r in stored] == [("110000", 40), ("310000", 7)]
+    finally:
+        await engine.dispose()
+
+
+async def test_locked_row_creates_a_missing_row_and_returns_an_existing_one_as_stored(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    key = {"year": 2026, "insured_prov": "130000", "treatment_prov": "110000"}
+    try:
+        async with engine.begin() as connection:
+            table = ClearingBase.metadata.tables[PairSpendRow.__tablename__]
+            await connection.run_sync(ClearingBase.metadata.create_all, [table])
+        async with sessions.begin() as session:
+            created = await locked_row(session, PairSpendRow, key, {"uncleared_fen": 5})
+            assert created.uncleared_fen == 5
+        async with sessions.begin() as session:
+            found = await locked_row(session, PairSpendRow, key, {"uncleared_fen": 9})
+            other = await locked_row(
+                session, PairSpendRow, {**key, "treatment_prov": "310000"}, {"uncleared_fen": 9}
+            )
+        assert (found.uncleared_fen, other.uncleared_fen) == (5, 9)
     finally:
         await engine.dispose()
 
