@@ -1,10 +1,10 @@
 """The x-tif-nonce values each paasid has used, kept for twice the timestamp window.
 
-With Redis, a nonce is one SET NX with that expiry and the gateway's database is not written; it
-was the busiest statement of every message. Without Redis (the embedded default), or while Redis
-does not answer, the nonce is a row of the gateway's database, pruned by `forget_old`. A nonce
-spent in one store is not seen by the other, so across a Redis outage a replay inside the
-window is caught by the msgid (its stored answer) rather than by the nonce.
+With Redis, a nonce is one SET NX with that expiry and the gateway's database is not written
+(the insert was an eighth of the gateway's time on a message). Without Redis (the embedded
+default), or while Redis does not answer, the nonce is a row of the gateway's database, pruned by
+`forget_old`. A nonce spent in one store is not seen by the other, so across a Redis outage a
+replay inside the window is caught by the msgid (its stored answer) rather than by the nonce.
 """
 
 from __future__ import annotations
