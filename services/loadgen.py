@@ -296,8 +296,11 @@ async def _cpu_seconds(client: httpx.AsyncClient, endpoints: dict[str, str]) -> 
     return found
 
 
-def _cpu_line(before: dict[str, float], after: dict[str, float], settlements: int) -> str:
-    """CPU milliseconds per settlement of each mesh process over the measured phase."""
+def _cpu_line(
+    before: dict[str, float], after: dict[str, float], own_s: float, settlements: int
+) -> str:
+    """CPU milliseconds per settlement of each mesh process over the measured phase, then this
+    load generator's own (`own_s` seconds), which takes its share of the same cores."""
     spent = {
         name: (after[name] - before[name]) * 1000 / settlements
         for name in sorted(after)
@@ -306,7 +309,8 @@ def _cpu_line(before: dict[str, float], after: dict[str, float], settlements: in
     parts = ", ".join(f"{name} {ms:.1f}" for name, ms in spent.items())
     return (
         f"CPU per settlement (ms): {parts}; together {sum(spent.values()):.1f} "
-        "(PostgreSQL, Redis and this load generator not counted)"
+        f"(PostgreSQL and Redis not counted); this load generator "
+        f"{own_s * 1000 / settlements:.1f}"
     )
 
 
@@ -344,14 +348,17 @@ async def run_bench(
         if settle_only:
             prepared = await _prepare(visitors, chosen, concurrency=concurrency, visits=settle_only)
             cpu_before = await _cpu_seconds(client, endpoints)
+            own_before = time.process_time()
             elapsed = await _settle_all(prepared, concurrency=concurrency)
         else:
             cpu_before = await _cpu_seconds(client, endpoints)
+            own_before = time.process_time()
             started = time.perf_counter()
             await _drive(
                 visitors, chosen, concurrency=concurrency, rate=rate, duration_s=duration_s
             )
             elapsed = time.perf_counter() - started
+        own_s = time.process_time() - own_before
         cpu_after = await _cpu_seconds(client, endpoints)
     mode = f"rate {rate}/s" if rate > 0 else f"concurrency {concurrency}"
     if settle_only:
@@ -369,7 +376,7 @@ async def run_bench(
             f"  {infno}: {count:6d} calls  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms"
         )
     if tally.visits and cpu_after:
-        print(_cpu_line(cpu_before, cpu_after, tally.visits))
+        print(_cpu_line(cpu_before, cpu_after, own_s, tally.visits))
     print(f"errors: {sum(tally.errors.values())}")
     for message, count in tally.errors.most_common(5):
         print(f"  {count:6d}  {message}")

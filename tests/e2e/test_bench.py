@@ -69,3 +69,5 @@ async def test_settle_only_times_2304_on_prepared_visits(
     )
     assert set(figures) == {*SERVICES, "gateway"}
     assert figures["gateway"] > 0 and figures["settlement"] > 0  # the two that every 2304 crosses
+    own = re.fullmatch(r".*; this load generator (\d+\.\d)", cpu_line)
+    assert own is not None and float(own.group(1)) > 0
