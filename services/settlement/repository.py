@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +22,6 @@ from services.settlement.models import (
     SettlementRow,
     VisitRow,
 )
-
-T = TypeVar("T", PersonYearRow, PolicyYearRow)
 
 
 class SettlementRepository:
