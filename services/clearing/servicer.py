@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import grpc
@@ -118,16 +119,18 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         async with self._sessions.begin() as session:
             repository = ClearingRepository(session)
             for values, parent in entries:
-                if parent is None:
-                    recorded.append(await _record_one(repository, values))
-                else:
-                    with self._tracer.start_as_current_span(
+                traced: AbstractContextManager[Any] = (
+                    nullcontext()
+                    if parent is None
+                    else self._tracer.start_as_current_span(
                         "clearing/record_ledger_event",
                         context=parent,
                         kind=SpanKind.CONSUMER,
                         links=[Link(call)] if call.is_valid else None,
-                    ):
-                        recorded.append(await _record_one(repository, values))
+                    )
+                )
+                with traced:
+                    recorded.append(await _record_one(repository, values))
                 if recorded[-1]:
                     pair = (
                         int(values["period"][:4]),
