@@ -87,6 +87,17 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
         + HOSPITAL_PATH
         + ") and REST for insured persons and the public.",
         lifespan=lifespan,
+        # The gateway makes its own SERVER span per message (gateway/<infno>, the root of a
+        # settlement's trace) and its own Prometheus metrics. FastAPI's native telemetry would
+        # add four spans per request in a trace of their own, and log refused requests' values.
+        telemetry={
+            "tracer_provider": provider,
+            "tracing": False,
+            "operation_spans": False,
+            "metrics": False,
+            "logs": False,
+            "auto_configure": False,
+        },
     )
 
     @app.exception_handler(RequestValidationError)

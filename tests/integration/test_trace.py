@@ -340,3 +340,19 @@ async def test_an_answer_s_inf_refmsgid_or_msgid_leads_to_the_trace_of_its_first
     (root,) = [s for s in _trace(traced.exporter, by_answer["trace_id"]) if s.parent is None]
     assert (root.attributes or {})["medsettle.inf_refmsgid"] == refmsgid
     assert await find_message_trace("0" * 30, traced.gateway_database) is None
+
+
+async def test_the_gateway_s_own_span_is_the_only_root_and_fastapi_adds_none(
+    traced: Traced,
+) -> None:
+    _, trace_id = await _call(
+        traced.his, "1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": traced.certno}}
+    )
+    spans = _trace(traced.exporter, trace_id)
+    assert [s.name for s in spans if s.parent is None] == ["gateway/1101"]
+    # FastAPI is handed the same provider, so its spans would land here if it made any.
+    assert [
+        s.name
+        for s in traced.exporter.get_finished_spans()
+        if s.instrumentation_scope is not None and s.instrumentation_scope.name == "fastapi"
+    ] == []
