@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from medsettle.clearing.v1 import ledger_pb2
-from sqlalchemy import Integer, delete, func, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clearing.logic import Entry, PairTotals
@@ -281,17 +282,17 @@ class ClearingRepository:
         One upsert, which also locks the pair's total until the transaction ends: events of one
         pair are counted one after the other.
         """
-        insert = upsert_constructor(self._session)(PairSpendRow).values(
-            year=year,
-            insured_prov=insured_prov,
-            treatment_prov=treatment_prov,
-            uncleared_fen=amount_fen,
+        statement = _add_spend_statement(upsert_constructor(self._session))
+        total = await self._session.scalar(
+            statement,
+            {
+                "year": year,
+                "insured_prov": insured_prov,
+                "treatment_prov": treatment_prov,
+                "uncleared_fen": amount_fen,
+            },
         )
-        statement = insert.on_conflict_do_update(
-            index_elements=["year", "insured_prov", "treatment_prov"],
-            set_={"uncleared_fen": PairSpendRow.uncleared_fen + insert.excluded.uncleared_fen},
-        ).returning(PairSpendRow.uncleared_fen)
-        return int(await self._session.scalar(statement) or 0)
+        return int(total or 0)
 
     async def take_off_closed(self, period: str) -> set[int]:
         """Take a closing period's entries off their pairs' running totals (each in the year of
@@ -361,3 +362,16 @@ class ClearingRepository:
                 or_(row.insured_prov == f"{party}0000", row.treatment_prov == f"{party}0000")
             )
         return [tuple(found) for found in await self._session.execute(query)]
+
+
+@functools.cache
+def _add_spend_statement(dialect_insert: Any) -> Any:
+    """The running total's upsert, built once: a Core statement on the table, its values bound
+    at execution. Built per call through the ORM it was half of recording a ledger event."""
+    table = PairSpendRow.__table__
+    columns = ("year", "insured_prov", "treatment_prov", "uncleared_fen")
+    insert = dialect_insert(table).values({column: bindparam(column) for column in columns})
+    return insert.on_conflict_do_update(
+        index_elements=list(columns[:3]),
+        set_={"uncleared_fen": table.c.uncleared_fen + insert.excluded.uncleared_fen},
+    ).returning(table.c.uncleared_fen)
