@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import GrowingTables
@@ -39,6 +39,12 @@ def _record(row: FilingRow) -> FilingRecord:
     )
 
 
+# Built once, the person bound at execution: the lookup of every admission and settlement.
+_ACTIVE_FILING = select(FilingRow).where(
+    FilingRow.psn_no == bindparam("psn_no"), FilingRow.status == Status.ACTIVE
+)
+
+
 class FilingRepository:
     """Queries over filings and their change log."""
 
@@ -69,9 +75,7 @@ class FilingRepository:
 
     async def active_for(self, psn_no: str) -> FilingRecord | None:
         """The person's active filing, if any."""
-        row = await self._session.scalar(
-            select(FilingRow).where(FilingRow.psn_no == psn_no, FilingRow.status == Status.ACTIVE)
-        )
+        row = await self._session.scalar(_ACTIVE_FILING, {"psn_no": psn_no})
         return None if row is None else _record(row)
 
     async def by_request_ids(

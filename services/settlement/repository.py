@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import insert_row, locked_row, update_loaded
@@ -79,10 +79,7 @@ class SettlementRepository:
 
     async def visit(self, mdtrt_id: str, *, lock: bool = False) -> VisitRow | None:
         """One visit; locked until commit when asked (settling and cancelling serialize on it)."""
-        query = select(VisitRow).where(VisitRow.mdtrt_id == mdtrt_id)
-        if lock:
-            query = query.with_for_update()
-        return await self._session.scalar(query)
+        return await self._session.scalar(_VISIT_LOCKED if lock else _VISIT, {"mdtrt_id": mdtrt_id})
 
     async def visit_by_request(self, request_id: str) -> VisitRow | None:
         """The visit an AdmitVisit request_id created."""
@@ -119,12 +116,13 @@ class SettlementRepository:
 
     async def live_lines(self, mdtrt_id: str) -> list[FeeLineRow]:
         """The visit's live fee lines in upload order."""
-        return list(await self._session.scalars(_live_lines(mdtrt_id, FeeLineRow)))
+        return list(await self._session.scalars(_LIVE_LINES, {"mdtrt_id": mdtrt_id}))
 
     async def live_classified(self, mdtrt_id: str) -> list[bytes]:
         """The classified form (ClassifiedFee) of the visit's live lines, in upload order: all
         that settling needs, without building a row object per line."""
-        return list(await self._session.scalars(_live_lines(mdtrt_id, FeeLineRow.classified)))
+        lines = await self._session.scalars(_LIVE_CLASSIFIED, {"mdtrt_id": mdtrt_id})
+        return list(lines)
 
     async def cancel_lines(self, mdtrt_id: str, feedetl_sn: str, now: dt.datetime) -> int:
         """Cancel one live line (or all when feedetl_sn is empty); how many were cancelled."""
@@ -144,9 +142,7 @@ class SettlementRepository:
 
     async def settlement_by_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a SettleVisit request_id made."""
-        return await self._session.scalar(
-            select(SettlementRow).where(SettlementRow.request_id == request_id)
-        )
+        return await self._session.scalar(_SETTLEMENT_BY_REQUEST, {"request_id": request_id})
 
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a CancelSettlement request_id cancelled."""
@@ -238,10 +234,21 @@ class SettlementRepository:
         return int(count), oldest
 
 
-def _live_lines(mdtrt_id: str, selected: Any) -> Any:
-    """SELECT `selected` of a visit's live fee lines, in upload order."""
+def _live_lines(selected: Any) -> Any:
+    """SELECT `selected` of a visit's live fee lines (visit bound as mdtrt_id), in upload order."""
     return (
         select(selected)
-        .where(FeeLineRow.mdtrt_id == mdtrt_id, FeeLineRow.status == LIVE)
+        .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.status == LIVE)
         .order_by(FeeLineRow.id)
     )
+
+
+# Built once, their values bound at execution: the settling path's statements are then found
+# compiled in SQLAlchemy's cache without being built and hashed again on every call.
+_VISIT = select(VisitRow).where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
+_VISIT_LOCKED = _VISIT.with_for_update()
+_SETTLEMENT_BY_REQUEST = select(SettlementRow).where(
+    SettlementRow.request_id == bindparam("request_id")
+)
+_LIVE_LINES = _live_lines(FeeLineRow)
+_LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)
