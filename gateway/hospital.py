@@ -161,7 +161,8 @@ class HospitalInterface:
     def _known_infno(self, parsed: Any) -> str:
         """The infno as a metrics label: a transaction of this platform, else "other"."""
         infno = parsed.get("infno") if isinstance(parsed, dict) else None
-        known = infno in self._own or infno in SERVICE_TRANSACTIONS
+        # Any JSON value may arrive here; the envelope's own check refuses a non-string later.
+        known = isinstance(infno, str) and (infno in self._own or infno in SERVICE_TRANSACTIONS)
         return str(infno) if known else "other"
 
     async def _answer(self, headers: Mapping[str, str], body: bytes) -> tuple[bytes, str]:
