@@ -78,6 +78,10 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> FastAPI:
             pruning.cancel()
             await upstreams.close()
             await storage.close()
+            # The last requests' spans leave now: after a SIGTERM, uvicorn ends the process by
+            # raising the signal again once shutdown is complete, so nothing after
+            # uvicorn.run() in __main__ runs.
+            provider.force_flush(timeout_millis=5_000)
 
     tracer = provider.get_tracer("gateway")
     app = FastAPI(

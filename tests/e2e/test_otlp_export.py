@@ -80,3 +80,34 @@ async def test_every_process_exports_spans_to_the_otlp_endpoint(
         await asyncio.sleep(0.1)
     assert "gateway" in collector.services
     assert collector.spans > 0
+
+
+async def test_the_gateway_sends_its_last_spans_before_it_stops(tmp_path: Path) -> None:
+    collector = Collector()
+    server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    # Batches leave every 10 minutes: only the flush at shutdown can send them within the test.
+    mesh = Mesh(
+        mesh_config(
+            tmp_path,
+            extra_env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                "OTEL_BSP_SCHEDULE_DELAY": "600000",
+            },
+        )
+    )
+    await mesh.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            await client.post(
+                mesh.config.endpoints()["gateway"] + "/fsi/api/rsfComIfsService/callService",
+                content=b"{}",
+            )
+        assert "gateway" not in collector.services
+    finally:
+        await mesh.stop()
+        await server.stop(1)
+    assert "gateway" in collector.services
