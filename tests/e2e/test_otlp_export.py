@@ -36,26 +36,36 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def collected(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[tuple[Collector, Mesh]]:
-    collector = Collector()
+async def _collector_server(collector: Collector) -> tuple[grpc.aio.Server, int]:
+    """A running OTLP/gRPC endpoint that hands what it receives to collector; (server, port)."""
     server = grpc.aio.server()
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    data_dir: Path = tmp_path_factory.mktemp("otlp")
-    mesh = Mesh(
+    return server, port
+
+
+def _exporting_mesh(data_dir: Path, port: int, schedule_delay_ms: int) -> Mesh:
+    """A mesh whose processes export to 127.0.0.1:port every schedule_delay_ms."""
+    return Mesh(
         mesh_config(
             data_dir,
             extra_env={
                 "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
                 "OTEL_EXPORTER_OTLP_INSECURE": "true",
-                "OTEL_BSP_SCHEDULE_DELAY": "200",
+                "OTEL_BSP_SCHEDULE_DELAY": str(schedule_delay_ms),
             },
         )
     )
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def collected(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Collector, Mesh]]:
+    collector = Collector()
+    server, port = await _collector_server(collector)
+    mesh = _exporting_mesh(tmp_path_factory.mktemp("otlp"), port, schedule_delay_ms=200)
     await mesh.start()
     yield collector, mesh
     await mesh.stop()
@@ -84,21 +94,9 @@ async def test_every_process_exports_spans_to_the_otlp_endpoint(
 
 async def test_the_gateway_sends_its_last_spans_before_it_stops(tmp_path: Path) -> None:
     collector = Collector()
-    server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    server, port = await _collector_server(collector)
     # Batches leave every 10 minutes: only the flush at shutdown can send them within the test.
-    mesh = Mesh(
-        mesh_config(
-            tmp_path,
-            extra_env={
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-                "OTEL_EXPORTER_OTLP_INSECURE": "true",
-                "OTEL_BSP_SCHEDULE_DELAY": "600000",
-            },
-        )
-    )
+    mesh = _exporting_mesh(tmp_path, port, schedule_delay_ms=600_000)
     await mesh.start()
     try:
         async with httpx.AsyncClient() as client:
