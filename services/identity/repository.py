@@ -87,11 +87,9 @@ class IdentityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def persons(
-        self, psn_nos: Sequence[str], *, with_cards: bool = True
-    ) -> dict[str, PersonRecord]:
-        """Persons (with insurance records, and cards unless left out) by psn_no; unknown ones
-        are absent. Rows are read as plain tuples: no ORM objects are needed to build records."""
+    async def persons(self, psn_nos: Sequence[str]) -> dict[str, PersonRecord]:
+        """Persons (with insurance records and cards) by psn_no; unknown ones are absent. Rows
+        are read as plain tuples: no ORM objects are needed to build records."""
         found: dict[str, PersonRecord] = {}
         persons, insurances_table, cards_table = (
             PersonRow.__table__,
@@ -110,16 +108,12 @@ class IdentityRepository:
                 )
             ).all()
             cards = (
-                (
-                    await self._session.execute(
-                        select(cards_table)
-                        .where(cards_table.c.psn_no.in_(chunk))
-                        .order_by(cards_table.c.psn_no, cards_table.c.card_no)
-                    )
-                ).all()
-                if with_cards
-                else []
-            )
+                await self._session.execute(
+                    select(cards_table)
+                    .where(cards_table.c.psn_no.in_(chunk))
+                    .order_by(cards_table.c.psn_no, cards_table.c.card_no)
+                )
+            ).all()
             by_person: dict[str, tuple[list[InsuranceRecord], list[CardRecord]]] = {
                 row.psn_no: ([], []) for row in people
             }
@@ -149,17 +143,6 @@ class IdentityRepository:
         insured = [row for row in rows if row.insutype is not None]
         person = _person_record(rows[0], [_insurance_record(row) for row in insured], [])
         return person, {row.insuplc_admdvs: row.area_name or "" for row in insured}
-
-    async def person(self, psn_no: str, *, with_cards: bool = True) -> PersonRecord | None:
-        """One person, or None."""
-        return (await self.persons([psn_no], with_cards=with_cards)).get(psn_no)
-
-    async def psn_no_by_certno(self, certno: str) -> str | None:
-        """The person holding an ID number."""
-        result = await self._session.scalar(
-            select(PersonRow.psn_no).where(PersonRow.certno == certno)
-        )
-        return None if result is None else str(result)
 
     async def psn_nos_by_certno(self, certnos: Sequence[str]) -> dict[str, str]:
         """certno -> psn_no for the ID numbers already registered."""

@@ -188,8 +188,8 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         now = dt.datetime.now(dt.UTC)
         async with self._sessions.begin() as session:
             repository = IdentityRepository(session)
-            psn_no = await repository.psn_no_by_certno(certno)
-            person = await repository.person(psn_no, with_cards=False) if psn_no else None
+            found = await repository.insured_person(certno=certno)
+            person = found[0] if found else None
             if person is None or person.psn_name != request.psn_name:
                 raise PersonNotFound("no insured person has this ID number and name")
             logic.active_insurance(person)
