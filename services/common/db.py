@@ -7,7 +7,8 @@ opens one session (one transaction) per RPC.
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -167,35 +168,82 @@ def _locked_row_statement(
     return select(model).from_statement(upsert)
 
 
-async def insert_row(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> None:
-    """Insert one row with a Core statement, now; no object enters the session."""
-    await session.execute(_insert_statement(model.__table__), values)
+@dataclass(frozen=True)
+class RowWrite:
+    """One row to write now, past the unit of work: an INSERT, or an UPDATE of a loaded row by
+    its primary key (`loaded` then takes the new values as its stored state once written)."""
+
+    table: Table
+    values: dict[str, Any]
+    key: dict[str, Any] | None = None
+    loaded: Any = None
+
+    @classmethod
+    def insert(cls, model: type[Any], values: dict[str, Any]) -> RowWrite:
+        return cls(model.__table__, values)
+
+    @classmethod
+    def update(cls, row: Any, changes: dict[str, Any]) -> RowWrite:
+        table = row.__table__
+        key = {column.key: getattr(row, column.key) for column in table.primary_key}
+        return cls(table, changes, key, row)
+
+    @property
+    def shape(self) -> _WriteShape:
+        return self.table, None if self.key is None else tuple(self.key), tuple(self.values)
 
 
-async def update_loaded(session: AsyncSession, row: Any, changes: dict[str, Any]) -> None:
-    """Write `changes` to a loaded row with one Core UPDATE by its primary key, now, and set them
-    on the object as its stored state, so the session's flush has nothing left to write.
+_WriteShape = tuple[Table, tuple[str, ...] | None, tuple[str, ...]]
+"""A write's table, key columns (None: an insert) and written columns: what its SQL depends on."""
 
-    On a hot path the ORM's unit of work cost more than the statements it emitted (a settlement
-    spent about 2 ms of CPU flushing three updates and two inserts)."""
-    table = row.__table__
-    key = {f"key_{column.key}": getattr(row, column.key) for column in table.primary_key}
-    await session.execute(_update_by_key_statement(table), {**changes, **key})
-    for name, value in changes.items():
-        set_committed_value(row, name, value)
+
+async def write_rows(session: AsyncSession, writes: Sequence[RowWrite]) -> None:
+    """Make these writes now, in order, without the ORM's unit of work (on the settling path it
+    cost more than the statements it emitted: about 2 ms of CPU for five rows).
+
+    On PostgreSQL they are one statement, all but the last as data-modifying CTEs: one round
+    trip, where each statement's own cost 0.3-0.4 ms of CPU there. PostgreSQL runs the parts of
+    one statement on one snapshot and none sees another's change, so no two writes may touch
+    the same row. Elsewhere they are one statement each. Statements are built once per
+    sequence of shapes, their values bound at execution."""
+    if not writes:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        shapes = tuple(write.shape for write in writes)
+        parameters: dict[str, Any] = {}
+        for index, write in enumerate(writes):
+            parameters.update(_bound(index, write))
+        await session.execute(_combined_statement(shapes), parameters)
+    else:
+        for write in writes:
+            await session.execute(_write_statement(0, write.shape), _bound(0, write))
+    for write in writes:
+        if write.loaded is not None:
+            for name, value in write.values.items():
+                set_committed_value(write.loaded, name, value)
+
+
+def _bound(index: int, write: RowWrite) -> dict[str, Any]:
+    """The write's values under the parameter names of `_write_statement(index, ...)`."""
+    bound = {f"w{index}v_{name}": value for name, value in write.values.items()}
+    bound.update({f"w{index}k_{name}": value for name, value in (write.key or {}).items()})
+    return bound
 
 
 @functools.cache
-def _insert_statement(table: Table) -> Any:
-    return table.insert()
+def _write_statement(index: int, shape: _WriteShape) -> Any:
+    table, key, columns = shape
+    values: dict[str, Any] = {name: bindparam(f"w{index}v_{name}") for name in columns}
+    if key is None:
+        return table.insert().values(values)
+    where = [table.c[name] == bindparam(f"w{index}k_{name}") for name in key]
+    return table.update().where(*where).values(values)
 
 
 @functools.cache
-def _update_by_key_statement(table: Table) -> Any:
-    """UPDATE ... WHERE <primary key> = :key_<column>; the SET columns come from the parameters."""
-    return table.update().where(
-        *(column == bindparam(f"key_{column.key}") for column in table.primary_key)
-    )
+def _combined_statement(shapes: tuple[_WriteShape, ...]) -> Any:
+    *first, last = (_write_statement(index, shape) for index, shape in enumerate(shapes))
+    return last.add_cte(*(statement.cte(f"w{index}") for index, statement in enumerate(first)))
 
 
 async def analyze(session: AsyncSession, *models: type[Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import insert_row, locked_row, update_loaded
+from services.common.db import RowWrite, locked_row, write_rows
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -99,14 +99,6 @@ class SettlementRepository:
         """Stage a new row."""
         self._session.add(row)
 
-    async def insert(self, model: type[Any], values: dict[str, Any]) -> None:
-        """Insert a row now (a Core statement: the settling path skips the unit of work)."""
-        await insert_row(self._session, model, values)
-
-    async def update(self, row: object, changes: dict[str, Any]) -> None:
-        """Write changes to a loaded row now, by its key (as `insert`)."""
-        await update_loaded(self._session, row, changes)
-
     # --- fee lines ---
 
     async def add_fee_lines(self, rows: list[dict[str, Any]]) -> None:
@@ -143,6 +135,24 @@ class SettlementRepository:
     async def settlement_by_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a SettleVisit request_id made."""
         return await self._session.scalar(_SETTLEMENT_BY_REQUEST, {"request_id": request_id})
+
+    async def record_settlement(
+        self,
+        accumulators: Sequence[tuple[PersonYearRow | PolicyYearRow, dict[str, int]]],
+        settlement: dict[str, Any],
+        visit: VisitRow,
+        event: dict[str, Any],
+    ) -> None:
+        """Write a settlement (column values) with all it changes: the locked accumulators'
+        new values, the visit's setl_id and its ledger event in the outbox. Core statements,
+        one on PostgreSQL: this is the settling path (services.common.db.write_rows)."""
+        writes = [RowWrite.update(row, values) for row, values in accumulators]
+        writes += [
+            RowWrite.insert(SettlementRow, settlement),
+            RowWrite.update(visit, {"setl_id": settlement["setl_id"]}),
+            RowWrite.insert(OutboxRow, event),
+        ]
+        await write_rows(self._session, writes)
 
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a CancelSettlement request_id cancelled."""

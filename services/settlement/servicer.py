@@ -906,11 +906,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         computed.explanation.setl_id = setl_id
         result = computed.result
         sums = result.sums
-        # Core statements, not the unit of work: this is the hot path (services.common.db).
-        for row, values in computed.accumulators:
-            await repository.update(row, values)
-        await repository.insert(
-            SettlementRow,
+        await repository.record_settlement(
+            computed.accumulators,
             {
                 "setl_id": setl_id,
                 "mdtrt_id": visit.mdtrt_id,
@@ -943,10 +940,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 "cancel_request_id": None,
                 "cancel_request_hash": None,
             },
-        )
-        await repository.update(visit, {"setl_id": setl_id})
-        await repository.insert(
-            OutboxRow,
+            visit,
             _ledger_event_row(settlement, ledger_pb2.LEDGER_EVENT_KIND_SETTLED, now),
         )
 

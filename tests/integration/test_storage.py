@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clearing.models import Base as ClearingBase
@@ -18,14 +19,14 @@ from services.clearing.models import PairSpendRow
 from services.clearing.server import MIGRATIONS_DIR as CLEARING_MIGRATIONS
 from services.common.db import (
     GrowingTables,
+    RowWrite,
     insert_missing,
-    insert_row,
     is_sqlite,
     locked_row,
     make_autocommit_session_factory,
     make_engine,
     make_session_factory,
-    update_loaded,
+    write_rows,
 )
 from services.common.migrations import current_revision, upgrade_to_head
 from services.identity.models import Base as IdentityBase
@@ -68,32 +69,69 @@ async def test_session_factory_commits_and_rolls_back(database_url: str) -> None
         await engine.dispose()
 
 
-async def test_core_writes_of_the_hot_path_leave_the_session_nothing_to_flush(
+async def test_row_writes_are_one_statement_on_postgresql_and_leave_nothing_to_flush(
     database_url: str,
 ) -> None:
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     key = {"year": 2026, "insured_prov": "130000"}
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
     try:
         async with engine.begin() as connection:
             table = ClearingBase.metadata.tables[PairSpendRow.__tablename__]
             await connection.run_sync(ClearingBase.metadata.create_all, [table])
         async with sessions.begin() as session:
-            for treatment, fen in (("110000", 5), ("310000", 7)):
-                values = {**key, "treatment_prov": treatment, "uncleared_fen": fen}
-                await insert_row(session, PairSpendRow, values)
+            await write_rows(
+                session,
+                [
+                    RowWrite.insert(
+                        PairSpendRow, {**key, "treatment_prov": treatment, "uncleared_fen": fen}
+                    )
+                    for treatment, fen in (("110000", 5), ("310000", 7))
+                ],
+            )
+            values = {**key, "treatment_prov": "310000", "uncleared_fen": 0}
             assert await insert_missing(session, PairSpendRow, values) is False
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        async with sessions.begin() as session:
             row = await session.get(PairSpendRow, (2026, "130000", "110000"))
             assert row is not None
-            await update_loaded(session, row, {"uncleared_fen": 40})
+            statements.clear()
+            await write_rows(
+                session,
+                [
+                    RowWrite.update(row, {"uncleared_fen": 40}),
+                    RowWrite.insert(
+                        PairSpendRow, {**key, "treatment_prov": "440000", "uncleared_fen": 3}
+                    ),
+                ],
+            )
             assert row.uncleared_fen == 40 and not session.dirty
+            assert len(statements) == (2 if is_sqlite(database_url) else 1)
+        with pytest.raises(IntegrityError):
+            async with sessions.begin() as session:
+                row = await session.get(PairSpendRow, (2026, "130000", "110000"))
+                await write_rows(
+                    session,
+                    [
+                        RowWrite.update(row, {"uncleared_fen": 99}),
+                        RowWrite.insert(
+                            PairSpendRow, {**key, "treatment_prov": "440000", "uncleared_fen": 1}
+                        ),
+                    ],
+                )
         async with sessions() as session:
             stored = await session.execute(
                 text("SELECT treatment_prov, uncleared_fen FROM pair_spend ORDER BY 1")
             )
-            # Only the row named by the whole composite key changed.
-            assert [tuple(r) for r in stored] == [("110000", 40), ("310000", 7)]
+            # Only the row named by the whole composite key changed; the failed pair left none.
+            assert [tuple(r) for r in stored] == [("110000", 40), ("310000", 7), ("440000", 3)]
     finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
         await engine.dispose()
 
 
