@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import RowWrite, locked_row, write_rows
@@ -154,6 +154,18 @@ class SettlementRepository:
         ]
         await write_rows(self._session, writes)
 
+    async def settlement_and_visit(
+        self, request_id: str, mdtrt_id: str
+    ) -> tuple[SettlementRow | None, VisitRow | None]:
+        """The settlement a SettleVisit request_id made, and the visit: one statement, as the
+        two reads that start every settling."""
+        found = (
+            await self._session.execute(
+                _SETTLEMENT_AND_VISIT, {"request_id": request_id, "mdtrt_id": mdtrt_id}
+            )
+        ).one()
+        return found[0], found[1]
+
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a CancelSettlement request_id cancelled."""
         return await self._session.scalar(
@@ -259,6 +271,13 @@ _VISIT = select(VisitRow).where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
 _VISIT_LOCKED = _VISIT.with_for_update()
 _SETTLEMENT_BY_REQUEST = select(SettlementRow).where(
     SettlementRow.request_id == bindparam("request_id")
+)
+# Both rows may be missing, so both are outer-joined to a one-row selectable.
+_SETTLEMENT_AND_VISIT = (
+    select(SettlementRow, VisitRow)
+    .select_from(select(literal_column("1").label("one")).subquery())
+    .outerjoin(SettlementRow, SettlementRow.request_id == bindparam("request_id"))
+    .outerjoin(VisitRow, VisitRow.mdtrt_id == bindparam("mdtrt_id"))
 )
 _LIVE_LINES = _live_lines(FeeLineRow)
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)

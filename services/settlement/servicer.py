@@ -612,15 +612,15 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         request_hash = request_fingerprint(request)
-        # The replay check and the visit's read run outside any transaction, as does the filing
-        # lookup after them: no lock is held across that call.
+        # The replay check and the visit's read (one statement) run outside any transaction, as
+        # does the filing lookup after them: no lock is held across that call.
         async with self._reads() as session:
-            repository = SettlementRepository(session)
-            earlier = await repository.settlement_by_request(request_id)
-            if earlier is not None:
-                return _replayed_settlement(earlier, request_hash, request_id)
-            visit = await _visit(repository, request.mdtrt_id, request)
-        filing = await self._filing_for(visit)
+            earlier, found = await SettlementRepository(session).settlement_and_visit(
+                request_id, request.mdtrt_id
+            )
+        if earlier is not None:
+            return _replayed_settlement(earlier, request_hash, request_id)
+        filing = await self._filing_for(_owned_visit(found, request.mdtrt_id, request))
         try:
             async with self._sessions.begin() as session:
                 repository = SettlementRepository(session)
@@ -977,7 +977,11 @@ async def _visit(
     repository: SettlementRepository, mdtrt_id: str, request: Any, *, lock: bool = False
 ) -> VisitRow:
     """The visit, if it belongs to the institution the request names."""
-    row = await repository.visit(mdtrt_id, lock=lock)
+    return _owned_visit(await repository.visit(mdtrt_id, lock=lock), mdtrt_id, request)
+
+
+def _owned_visit(row: VisitRow | None, mdtrt_id: str, request: Any) -> VisitRow:
+    """`row`, if it is the visit of the institution the request names (and of its person)."""
     if row is None or row.fixmedins_code != request.fixmedins_code:
         raise VisitNotFound(f"{request.fixmedins_code} has no visit {mdtrt_id}", mdtrtId=mdtrt_id)
     psn_no = getattr(request, "psn_no", "")

@@ -328,6 +328,32 @@ async def test_settlement_is_idempotent_and_one_per_visit(
     )
 
 
+async def test_settling_refuses_an_unknown_visit_and_another_institution_s_or_person_s(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    visit = await admit(settlement, upstream, RETIREE)
+    await upload(settlement, visit, fee("1", "XS0001", 26_000))
+    unknown = settle_request(visit, "s-unknown")
+    unknown.mdtrt_id = "M0000000000000000"
+    elsewhere = settle_request(visit, "s-elsewhere")
+    elsewhere.fixmedins_code = "H11010000002"
+    someone_else = settle_request(visit, "s-someone-else")
+    someone_else.psn_no = RESIDENT
+    refused = [
+        await refusal(settlement.SettleVisit(body, metadata=GATEWAY))
+        for body in (unknown, elsewhere, someone_else)
+    ]
+    assert refused == [
+        (grpc.StatusCode.NOT_FOUND, "VISIT_NOT_FOUND"),
+        (grpc.StatusCode.NOT_FOUND, "VISIT_NOT_FOUND"),
+        (grpc.StatusCode.FAILED_PRECONDITION, "VISIT_PERSON_MISMATCH"),
+    ]
+    body = settle_request(visit, "s-owner")
+    body.psn_no = RETIREE
+    settled = await settlement.SettleVisit(body, metadata=GATEWAY)
+    assert (settled.mdtrt_id, settled.psn_no) == (visit.mdtrt_id, RETIREE)
+
+
 async def test_cancel_restores_accumulators_and_the_visit_settles_again_the_same(
     settlement: SettlementStub, upstream: Upstream
 ) -> None:
