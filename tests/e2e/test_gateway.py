@@ -515,6 +515,7 @@ async def test_bodies_and_fields_are_refused_by_name(world: World) -> None:
         (b"{not json", "the request body is not valid JSON"),
         (b"[1, 2]", "the request body must be a JSON object"),
         (b"\xff\xfe", "the request body must be UTF-8 JSON"),
+        (b'{"infno": "1101", "opter_name": "\\ud800"}', "an unpaired surrogate escape"),
         (b"x" * 1_048_577, "the request body is larger than 1048576 bytes"),
         (his.envelope("9999", {}), "infno 9999 is not a transaction of this platform"),
         ({**his.envelope("1101", {}), "infno": {"code": "1101"}}, "infno must be a string"),

@@ -69,6 +69,22 @@ def test_amounts_keep_their_decimals_through_json() -> None:
         codec.decode(b"[" * 100_000)
 
 
+def test_what_orjson_cannot_write_is_written_by_simplejson_the_same_way() -> None:
+    assert codec.encode({"n": 10**30, "d": Decimal("1E+2")}) == (
+        b'{"n":1000000000000000000000000000000,"d":1E+2}'
+    )
+    nested = b"[" * 300 + b"]" * 300
+    assert codec.encode(codec.decode(nested)) == nested
+
+
+def test_an_unpaired_surrogate_escape_is_refused_and_a_pair_is_one_character() -> None:
+    with pytest.raises(EnvelopeError, match="unpaired surrogate escape"):
+        codec.decode(b'{"msgid": "\\udc00x"}')
+    decoded = codec.decode(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}')
+    assert decoded == {"a": "\U0001f600", "b": "\\ud800"}
+    assert codec.encode(decoded) == '{"a":"\U0001f600","b":"\\\\ud800"}'.encode()
+
+
 def test_fields_are_refused_by_their_full_path() -> None:
     node = Node({"feedetail": [{"cnt": "1.00001", "pric": 1, "when": "2026-11-24"}]}, "input")
     [line] = node.children("feedetail", most=10)
