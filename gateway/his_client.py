@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import simplejson
 
+from gateway import codec
 from gateway.auth import signature
 from gateway.hospital import HOSPITAL_PATH
 
@@ -74,9 +75,7 @@ class His:
         self, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         """POST a body (a dict is sent as JSON with decimals intact)."""
-        content = (
-            body if isinstance(body, bytes) else simplejson.dumps(body, use_decimal=True).encode()
-        )
+        content = body if isinstance(body, bytes) else codec.encode(body)
         return await self.client.post(
             HOSPITAL_PATH, content=content, headers=headers or self.headers()
         )
