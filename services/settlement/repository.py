@@ -83,17 +83,18 @@ class SettlementRepository:
 
     async def visit_by_request(self, request_id: str) -> VisitRow | None:
         """The visit an AdmitVisit request_id created."""
-        return await self._session.scalar(select(VisitRow).where(VisitRow.request_id == request_id))
+        return await self._session.scalar(_VISIT_BY_REQUEST, {"request_id": request_id})
 
     async def open_visit_numbered(self, fixmedins_code: str, ipt_otp_no: str) -> VisitRow | None:
         """The institution's visit with this hospital number that is not cancelled."""
         return await self._session.scalar(
-            select(VisitRow).where(
-                VisitRow.fixmedins_code == fixmedins_code,
-                VisitRow.ipt_otp_no == ipt_otp_no,
-                VisitRow.status != VISIT_CANCELLED,
-            )
+            _OPEN_VISIT_NUMBERED, {"fixmedins_code": fixmedins_code, "ipt_otp_no": ipt_otp_no}
         )
+
+    async def add_visit(self, row: VisitRow) -> None:
+        """Insert a new visit now, as one Core statement: admission skips the unit of work."""
+        values = {column.key: getattr(row, column.key) for column in VisitRow.__table__.columns}
+        await write_rows(self._session, [RowWrite.insert(VisitRow, values)])
 
     def add(self, row: object) -> None:
         """Stage a new row."""
@@ -269,6 +270,12 @@ def _live_lines(selected: Any) -> Any:
 # compiled in SQLAlchemy's cache without being built and hashed again on every call.
 _VISIT = select(VisitRow).where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
 _VISIT_LOCKED = _VISIT.with_for_update()
+_VISIT_BY_REQUEST = select(VisitRow).where(VisitRow.request_id == bindparam("request_id"))
+_OPEN_VISIT_NUMBERED = select(VisitRow).where(
+    VisitRow.fixmedins_code == bindparam("fixmedins_code"),
+    VisitRow.ipt_otp_no == bindparam("ipt_otp_no"),
+    VisitRow.status != VISIT_CANCELLED,
+)
 _SETTLEMENT_BY_REQUEST = select(SettlementRow).where(
     SettlementRow.request_id == bindparam("request_id")
 )

@@ -405,7 +405,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                         f"{row.fixmedins_code} already has an open visit numbered {row.ipt_otp_no}",
                         iptOtpNo=row.ipt_otp_no,
                     )
-                repository.add(row)
+                await repository.add_visit(row)
         except IntegrityError:
             # A concurrent admission with the same request_id or visit number committed first.
             async with self._sessions() as session:
