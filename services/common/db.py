@@ -202,7 +202,7 @@ async def write_rows(session: AsyncSession, writes: Sequence[RowWrite]) -> None:
     cost more than the statements it emitted: about 2 ms of CPU for five rows).
 
     On PostgreSQL they are one statement, all but the last as data-modifying CTEs: one round
-    trip, where each statement's own cost 0.3-0.4 ms of CPU there. PostgreSQL runs the parts of
+    trip instead of one per row, each of which cost 0.3-0.4 ms of CPU. PostgreSQL runs the parts of
     one statement on one snapshot and none sees another's change, so no two writes may touch
     the same row. Elsewhere they are one statement each. Statements are built once per
     sequence of shapes, their values bound at execution."""
