@@ -20,11 +20,14 @@ from gateway.envelope import EnvelopeError
 
 # A \uD800-\uDFFF escape: the only way a JSON text decoded from UTF-8 can carry a surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# The only way it can carry a NUL (a raw control character in a string is invalid JSON), which
+# PostgreSQL cannot store in text: it would fail a service deep in the mesh.
+_NUL_ESCAPE = "\\u0000"
 
 
 def decode(body: bytes) -> Any:
-    """The request body as Python values, numbers as Decimal or int; NaN, Infinity and unpaired
-    surrogate escapes (which no UTF-8 answer or fingerprint could hold) refused."""
+    """The request body as Python values, numbers as Decimal or int; NaN, Infinity, unpaired
+    surrogate escapes (which no UTF-8 answer or fingerprint could hold) and NUL refused."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -42,7 +45,28 @@ def decode(body: bytes) -> Any:
                 "the request body is not valid JSON: an unpaired surrogate escape (\\ud800 to "
                 "\\udfff) is not a character"
             ) from None
+    if _NUL_ESCAPE in text and _holds_nul(value):
+        raise EnvelopeError(
+            "the request body holds a NUL character (\\u0000) in a string; no field may hold one"
+        )
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """True if any string in the decoded value, keys included, holds a NUL (no recursion: the
+    value may be nested as deep as the parser allows)."""
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            waiting.extend(item.keys())
+            waiting.extend(item.values())
+        elif isinstance(item, list):
+            waiting.extend(item)
+    return False
 
 
 def encode(value: Any, *, canonical: bool = False) -> bytes:

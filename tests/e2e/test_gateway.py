@@ -518,6 +518,13 @@ async def test_bodies_and_fields_are_refused_by_name(world: World) -> None:
         (b'{"infno": "1101", "opter_name": "\\ud800"}', "an unpaired surrogate escape"),
         (b"x" * 1_048_577, "the request body is larger than 1048576 bytes"),
         (his.envelope("9999", {}), "infno 9999 is not a transaction of this platform"),
+        (
+            his.envelope(
+                "2401",
+                {"mdtrtinfo": {"psn_no": "P", "ipt_no": "ZY\x001", "med_type": "21"}},
+            ),
+            "the request body holds a NUL character",
+        ),
         ({**his.envelope("1101", {}), "infno": {"code": "1101"}}, "infno must be a string"),
         (his.envelope("3203", {}), "clearing applications (3203) are not taken"),
         (his.envelope("1101", {}, inf_time="yesterday"), "inf_time must be yyyy-MM-dd HH:mm:ss"),

@@ -85,6 +85,17 @@ def test_an_unpaired_surrogate_escape_is_refused_and_a_pair_is_one_character() -
     assert codec.encode(decoded) == '{"a":"\U0001f600","b":"\\\\ud800"}'.encode()
 
 
+def test_a_nul_character_anywhere_in_the_body_is_refused() -> None:
+    for body in (
+        b'{"input": {"data": {"ipt_no": "ZY\\u00001"}}}',
+        b'{"input": [[{"\\u0000": 1}]]}',
+    ):
+        with pytest.raises(EnvelopeError, match="NUL character"):
+            codec.decode(body)
+    # An escaped backslash before "u0000" is text, not a NUL.
+    assert codec.decode(b'{"note": "\\\\u0000"}') == {"note": "\\u0000"}
+
+
 def test_fields_are_refused_by_their_full_path() -> None:
     node = Node({"feedetail": [{"cnt": "1.00001", "pric": 1, "when": "2026-11-24"}]}, "input")
     [line] = node.children("feedetail", most=10)
