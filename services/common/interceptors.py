@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from services.common.errors import DomainError
+from services.common.errors import DomainError, InvalidArgument
 from services.common.metrics import ProcessMetrics
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,6 +51,19 @@ def serve_with_deadline(seconds: float | None) -> contextvars.Token[float | None
     """Record an inbound budget for this task (the gateway uses it for HTTP requests)."""
     deadline = None if seconds is None else time.monotonic() + seconds
     return _INBOUND_DEADLINE.set(deadline)
+
+
+def _nul_refused_by_database(error: BaseException) -> bool:
+    """PostgreSQL refused a NUL character in a text value, somewhere in the exception's causes
+    (asyncpg's CharacterNotInRepertoireError, as SQLAlchemy wraps it)."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if 'invalid byte sequence for encoding "UTF8": 0x00' in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _method_name(full_method: str) -> str:
@@ -118,6 +131,12 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         )
 
     async def _fail(self, error: Exception, context: Context, span: Any) -> None:
+        if _nul_refused_by_database(error):
+            # Input no check caught (every service stores strings): the caller's fault, and
+            # the transaction it failed was rolled back.
+            error = InvalidArgument(
+                "a string holds a NUL character (\\u0000), which cannot be stored"
+            )
         if isinstance(error, DomainError):
             span.set_attribute("medsettle.error.reason", error.reason)
             span.set_status(Status(StatusCode.ERROR, error.reason))

@@ -13,8 +13,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from sqlalchemy import text
 
 from services.common.channels import make_channel
+from services.common.db import make_engine, make_session_factory
 from services.common.errors import NotFound, error_info
 from services.common.interceptors import remaining_time
 from services.common.server import RunningServer, start_server
@@ -98,6 +100,34 @@ async def test_unexpected_exception_is_internal_without_its_text(
             await call(channel)(b"x")
     assert raised.value.code() is grpc.StatusCode.INTERNAL
     assert raised.value.details() == "internal error"
+
+
+async def test_a_nul_character_postgresql_cannot_store_is_the_caller_s_invalid_argument(
+    tracer_provider: TracerProvider, servers: list[RunningServer], postgres_url: str
+) -> None:
+    engine = make_engine(postgres_url)
+
+    async def store(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        async with make_session_factory(engine).begin() as session:
+            await session.execute(text("SELECT CAST(:name AS varchar)"), {"name": "ZY\x00NUL"})
+        return b"stored"
+
+    servers.append(await start(store, tracer_provider, "settlement"))
+    channel = make_channel(
+        f"127.0.0.1:{servers[0].port}", tracer=tracer_provider.get_tracer("c"), default_timeout_s=2
+    )
+    try:
+        async with channel:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call(channel)(b"x")
+    finally:
+        await engine.dispose()
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == (
+        "a string holds a NUL character (\\u0000), which cannot be stored"
+    )
+    info = error_info(raised.value)
+    assert info is not None and info.reason == "INVALID_ARGUMENT"
 
 
 async def test_deadline_and_trace_pass_through_three_hops(
