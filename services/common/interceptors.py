@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -53,17 +54,30 @@ def serve_with_deadline(seconds: float | None) -> contextvars.Token[float | None
     return _INBOUND_DEADLINE.set(deadline)
 
 
-def _nul_refused_by_database(error: BaseException) -> bool:
-    """PostgreSQL refused a NUL character in a text value, somewhere in the exception's causes
-    (asyncpg's CharacterNotInRepertoireError, as SQLAlchemy wraps it)."""
+def _refused_value(error: BaseException) -> str | None:
+    """What was wrong with a string PostgreSQL refused to store (too long for its column, or
+    holding a NUL), found among the exception's causes; None for any other failure."""
     seen: BaseException | None = error
     for _ in range(8):
         if seen is None:
-            return False
-        if 'invalid byte sequence for encoding "UTF8": 0x00' in str(seen):
-            return True
+            return None
+        sqlstate = getattr(seen, "sqlstate", None)
+        if sqlstate == _STRING_TOO_LONG:
+            # PostgreSQL's words name the column's type, never the value.
+            found = _TOO_LONG_FOR_TYPE.search(str(seen))
+            return "a string is longer than its field allows" + (
+                f" ({found.group(0)})" if found else ""
+            )
+        if sqlstate == _CHARACTER_NOT_IN_REPERTOIRE and "0x00" in str(seen):
+            return "a string holds a NUL character (\\u0000), which cannot be stored"
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+# SQLSTATEs of data exceptions that only a caller's string can cause here.
+_STRING_TOO_LONG = "22001"
+_CHARACTER_NOT_IN_REPERTOIRE = "22021"
+_TOO_LONG_FOR_TYPE = re.compile(r"value too long for type [a-z ]+\(\d+\)")
 
 
 def _method_name(full_method: str) -> str:
@@ -131,12 +145,11 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         )
 
     async def _fail(self, error: Exception, context: Context, span: Any) -> None:
-        if _nul_refused_by_database(error):
-            # Input no check caught (every service stores strings): the caller's fault, and
-            # the transaction it failed was rolled back.
-            error = InvalidArgument(
-                "a string holds a NUL character (\\u0000), which cannot be stored"
-            )
+        refused = _refused_value(error)
+        if refused is not None:
+            # Input that a service's own checks let through: the caller's fault all the same,
+            # and the transaction it failed was rolled back.
+            error = InvalidArgument(refused)
         if isinstance(error, DomainError):
             span.set_attribute("medsettle.error.reason", error.reason)
             span.set_status(Status(StatusCode.ERROR, error.reason))

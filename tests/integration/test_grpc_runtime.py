@@ -102,14 +102,30 @@ async def test_unexpected_exception_is_internal_without_its_text(
     assert raised.value.details() == "internal error"
 
 
-async def test_a_nul_character_postgresql_cannot_store_is_the_caller_s_invalid_argument(
-    tracer_provider: TracerProvider, servers: list[RunningServer], postgres_url: str
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ZY\x00", "a string holds a NUL character (\\u0000), which cannot be stored"),
+        (
+            "ZY-1234",
+            "a string is longer than its field allows "
+            "(value too long for type character varying(6))",
+        ),
+    ],
+)
+async def test_a_string_postgresql_cannot_store_is_the_caller_s_invalid_argument(
+    tracer_provider: TracerProvider,
+    servers: list[RunningServer],
+    postgres_url: str,
+    value: str,
+    message: str,
 ) -> None:
     engine = make_engine(postgres_url)
 
     async def store(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         async with make_session_factory(engine).begin() as session:
-            await session.execute(text("SELECT CAST(:name AS varchar)"), {"name": "ZY\x00NUL"})
+            await session.execute(text("CREATE TEMPORARY TABLE visit (ipt_no varchar(6))"))
+            await session.execute(text("INSERT INTO visit VALUES (:ipt_no)"), {"ipt_no": value})
         return b"stored"
 
     servers.append(await start(store, tracer_provider, "settlement"))
@@ -122,9 +138,9 @@ async def test_a_nul_character_postgresql_cannot_store_is_the_caller_s_invalid_a
                 await call(channel)(b"x")
     finally:
         await engine.dispose()
-    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert raised.value.details() == (
-        "a string holds a NUL character (\\u0000), which cannot be stored"
+    assert (raised.value.code(), raised.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        message,
     )
     info = error_info(raised.value)
     assert info is not None and info.reason == "INVALID_ARGUMENT"
