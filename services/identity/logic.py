@@ -136,31 +136,44 @@ def active_insurance(person: PersonRecord) -> InsuranceRecord:
 
 def validate_person(person: PersonRecord) -> None:
     """Refuse a record that breaks a rule of persons.csv (the message names the field)."""
+    problem = _person_problem(person) or _records_problem(person)
+    if problem:
+        raise PersonRecordInvalid(f"person {person.psn_no}: {problem}", psnNo=person.psn_no)
 
-    def refuse(message: str) -> PersonRecordInvalid:
-        return PersonRecordInvalid(f"person {person.psn_no}: {message}", psnNo=person.psn_no)
 
+def _person_problem(person: PersonRecord) -> str:
+    """What is wrong with the person's own fields ('' when nothing)."""
     if not person.psn_no or len(person.psn_no) > 30:
-        raise refuse("psn_no must have 1 to 30 characters")
+        return "psn_no must have 1 to 30 characters"
     try:
         check_id_number(person.certno)
     except InvalidIdNumber as error:
-        raise refuse(f"certno: {error.message}") from None
+        return f"certno: {error.message}"
     if not person.psn_name or len(person.psn_name) > 50:
-        raise refuse("psn_name must have 1 to 50 characters")
+        return "psn_name must have 1 to 50 characters"
+    if not person.psn_cert_type or len(person.psn_cert_type) > 6:
+        return "psn_cert_type must have 1 to 6 characters"
     if person.gend not in ("1", "2"):
-        raise refuse("gend must be 1 or 2")
+        return "gend must be 1 or 2"
+    if len(person.naty) > 4:
+        return "naty has at most 4 characters"
+    return ""
+
+
+def _records_problem(person: PersonRecord) -> str:
+    """What is wrong with the person's insurance records or cards ('' when nothing)."""
     if not person.insurances:
-        raise refuse("at least one insurance record is needed")
+        return "at least one insurance record is needed"
     if len({row.insutype for row in person.insurances}) != len(person.insurances):
-        raise refuse("one insurance record per insutype")
+        return "one insurance record per insutype"
     for row in person.insurances:
         problem = _insurance_problem(row)
         if problem:
-            raise refuse(problem)
+            return problem
     for card in person.cards:
-        if not card.card_no or len(card.card_no) > 20 or not card.card_sn:
-            raise refuse("a card needs card_no (at most 20 characters) and card_sn")
+        if not card.card_no or len(card.card_no) > 20 or not 1 <= len(card.card_sn) <= 32:
+            return "a card needs card_no (at most 20 characters) and card_sn (at most 32)"
+    return ""
 
 
 def _insurance_problem(row: InsuranceRecord) -> str:
@@ -173,4 +186,6 @@ def _insurance_problem(row: InsuranceRecord) -> str:
         return "insuplc_admdvs must be six digits"
     if row.balc_fen < 0:
         return "balc must not be negative"
+    if len(";".join(row.idet_types)) > 200:
+        return "idet_types take at most 200 characters, separators included"
     return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -99,6 +100,27 @@ def test_validate_person_names_the_broken_field() -> None:
         logic.validate_person(
             logic.PersonRecord(**{**broken.__dict__, "certno": "110105194912310021"})
         )
+    too_long: list[tuple[dict[str, Any], str]] = [
+        ({"psn_cert_type": "0123456"}, "psn_cert_type must have 1 to 6 characters"),
+        ({"naty": "01234"}, "naty has at most 4 characters"),
+        (
+            {"cards": (CardRecord("C123", "S" * 33, CardStatus.NORMAL),)},
+            r"card_sn \(at most 32\)",
+        ),
+        (
+            {
+                "insurances": (
+                    InsuranceRecord(
+                        "310", "retired", InsuranceStatus.ACTIVE, "131000", 0, ("X" * 20,) * 10
+                    ),
+                )
+            },
+            "idet_types take at most 200 characters",
+        ),
+    ]
+    for change, message in too_long:
+        with pytest.raises(PersonRecordInvalid, match=message):
+            logic.validate_person(logic.PersonRecord(**{**broken.__dict__, **change}))
 
 
 def test_voucher_round_trip_expiry_and_forgery() -> None:
