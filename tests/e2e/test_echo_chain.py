@@ -1,0 +1,62 @@
+"""The bench's echo servers do not outlive the process that started them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.ports import free_port_block
+
+pytestmark = pytest.mark.e2e
+
+# A stand-in for the load generator: starts one echo server, says its pid, then waits.
+_PARENT = """
+import subprocess, sys, time
+server = subprocess.Popen([sys.executable, "-m", "services.echo_chain", "--port", sys.argv[1]])
+print(server.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a reparented zombie may wait for a reaper that never comes)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _serving(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_an_echo_server_exits_when_the_process_that_started_it_is_killed() -> None:
+    port = free_port_block(1)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 20
+        while not _serving(port):
+            assert time.monotonic() < deadline, "the echo server never started"
+            time.sleep(0.05)
+        parent.kill()  # no chance to clean up, as when a run is killed
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while _running(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(server)
+    finally:
+        if _running(server):
+            subprocess.run(["kill", "-9", str(server)], check=False)
+        parent.stdout.close()
