@@ -7,12 +7,15 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.log import configure_logging
+from services.common.supervision import exit_with_parent
 from services.common.tracing import install_tracer_provider, make_tracer_provider
 
 
 def main() -> None:
     """Serve the gateway until SIGTERM/SIGINT (uvicorn drains open requests first)."""
     settings = GatewaySettings()
+    if settings.exit_with_parent:
+        exit_with_parent()
     configure_logging(settings.service_name, settings.log_level, json_lines=settings.log_json)
     provider = make_tracer_provider(settings.service_name)
     install_tracer_provider(provider)

@@ -9,17 +9,14 @@ storage: only grpc.aio with uvloop, as the services use.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
-import signal
-import sys
 from typing import Any
 
 import grpc
 import uvloop
 
+from services.common.supervision import exit_with_parent
+
 METHOD = "/medsettle.bench.Echo/Call"
-_PR_SET_PDEATHSIG = 1
 
 
 def _passthrough(value: bytes) -> bytes:
@@ -56,18 +53,6 @@ async def serve(port: int, next_hop: str) -> None:
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
-
-
-def exit_with_parent() -> None:
-    """Have Linux send SIGTERM when the process that started this one dies, however it dies:
-    a load generator killed in the middle of its echo phase (SIGKILL leaves it no `finally`)
-    left its four servers running. Elsewhere nothing is done."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> None:

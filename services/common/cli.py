@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -204,11 +205,10 @@ def _load(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-async def _run_mesh(config: MeshConfig, demo: bool) -> int:
-    mesh = Mesh(config)
+async def _start_mesh(mesh: Mesh, demo: bool) -> None:
     endpoints = await mesh.start()
     if demo:
-        bundle_dir = write_demo_bundle(config.data_dir / "demo-bundle")
+        bundle_dir = write_demo_bundle(mesh.config.data_dir / "demo-bundle")
         print(f"loading the demo bundle from {bundle_dir}", flush=True)
         _print_report(await load_bundle(bundle_dir, endpoints))
         issued = await issue_credentials(
@@ -217,21 +217,37 @@ async def _run_mesh(config: MeshConfig, demo: bool) -> int:
         print(f"demo institution credentials: {json.dumps(issued)}", flush=True)
     print(json.dumps(endpoints, indent=2), flush=True)
     print(f"endpoints written to {mesh.endpoints_path}; Ctrl-C stops the mesh", flush=True)
+
+
+async def _run_mesh(config: MeshConfig, demo: bool) -> int:
+    mesh = Mesh(config)
+    # Signals are handled from the first moment: a Ctrl-C or SIGTERM during start-up or the
+    # demo load used to end this process and leave the children (own session) running.
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop_requested.set)
     stop_task = asyncio.ensure_future(stop_requested.wait())
-    crash_task = asyncio.ensure_future(mesh.wait_for_exit())
-    done, _ = await asyncio.wait({stop_task, crash_task}, return_when=asyncio.FIRST_COMPLETED)
-    crashed = crash_task in done
-    if crashed:
+    try:
+        start_task = asyncio.ensure_future(_start_mesh(mesh, demo))
+        await asyncio.wait({stop_task, start_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not start_task.done():
+            start_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await start_task
+            _LOGGER.info("stop requested during start-up")
+            return 0
+        start_task.result()
+        crash_task = asyncio.ensure_future(mesh.wait_for_exit())
+        await asyncio.wait({stop_task, crash_task}, return_when=asyncio.FIRST_COMPLETED)
+        crash_task.cancel()
+        if stop_task.done():
+            return 0
         _LOGGER.error("%s exited unexpectedly; stopping the mesh", crash_task.result())
-    for task in (stop_task, crash_task):
-        task.cancel()
-    codes = await mesh.stop()
-    _LOGGER.info("stopped: %s", codes)
-    return 1 if crashed else 0
+        return 1
+    finally:
+        stop_task.cancel()
+        _LOGGER.info("stopped: %s", await mesh.stop())
 
 
 def _up(args: argparse.Namespace) -> int:

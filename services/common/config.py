@@ -32,6 +32,9 @@ class ProcessSettings(BaseSettings):
     """Root log level."""
     log_json: bool = True
     """JSON log lines (production); plain text when false."""
+    exit_with_parent: bool = False
+    """Stop (SIGTERM) when the process that started this one dies, however it dies: `medsettle
+    up` sets it for its children. Off elsewhere, so a service started under nohup keeps running."""
 
     def sqlalchemy_url(self) -> str:
         """The database URL to use: the configured one, else the process's SQLite file."""

@@ -140,6 +140,7 @@ def child_environment(config: MeshConfig) -> dict[str, str]:
     for name in DATABASE_OWNERS:
         prefix = name.upper()
         env[f"{prefix}_LOG_JSON"] = "true" if config.log_json else "false"
+        env[f"{prefix}_EXIT_WITH_PARENT"] = "true"
         for upstream, target in targets.items():
             env[f"{prefix}_{upstream.upper()}_TARGET"] = target
     for name in SERVICES:

@@ -25,6 +25,7 @@ from services.common.log import configure_logging
 from services.common.metrics import ProcessMetrics
 from services.common.migrations import upgrade_to_head
 from services.common.server import Registrar, start_server, wait_for_stop_signal
+from services.common.supervision import exit_with_parent
 from services.common.tracing import install_tracer_provider, make_tracer_provider, trace_database
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -85,6 +86,8 @@ def run_service(
     settings: S, serve: Callable[[S, TracerProvider], Coroutine[Any, Any, None]]
 ) -> None:
     """Process entry point shared by every `python -m services.<name>`."""
+    if settings.exit_with_parent:
+        exit_with_parent()
     configure_logging(settings.service_name, settings.log_level, json_lines=settings.log_json)
     provider = make_tracer_provider(settings.service_name)
     install_tracer_provider(provider)

@@ -6,11 +6,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from services.common.ports import free_port_block
+from tests.processes import running, wait_until_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +21,6 @@ server = subprocess.Popen([sys.executable, "-m", "services.echo_chain", "--port"
 print(server.pid, flush=True)
 time.sleep(120)
 """
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a reparented zombie may wait for a reaper that never comes)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def _serving(port: int) -> bool:
@@ -52,11 +43,8 @@ def test_an_echo_server_exits_when_the_process_that_started_it_is_killed() -> No
             time.sleep(0.05)
         parent.kill()  # no chance to clean up, as when a run is killed
         parent.wait()
-        deadline = time.monotonic() + 5
-        while _running(server) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _running(server)
+        assert wait_until_gone({server}, 5) == set()
     finally:
-        if _running(server):
+        if running(server):
             subprocess.run(["kill", "-9", str(server)], check=False)
         parent.stdout.close()

@@ -17,9 +17,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.mesh import DATABASE_OWNERS, SERVICES, Mesh, drop_databases
+from services.common.mesh import DATABASE_OWNERS, SERVICES, Mesh, MeshConfig, drop_databases
 from tests.conftest import POSTGRES_SERVER, REDIS_URL
 from tests.e2e.conftest import mesh_config
+from tests.processes import children, wait_until_gone
 
 pytestmark = pytest.mark.e2e
 in_mesh_loop = pytest.mark.asyncio(loop_scope="module")
@@ -85,8 +86,8 @@ async def test_mesh_on_postgresql_and_redis_starts_and_stops(tmp_path: Path) -> 
     assert codes["gateway"] in (0, -signal.SIGTERM)
 
 
-def test_medsettle_up_writes_endpoints_and_exits_zero_on_ctrl_c(tmp_path: Path) -> None:
-    config = mesh_config(tmp_path)
+def _medsettle_up(data_dir: Path, *options: str) -> tuple[MeshConfig, subprocess.Popen[str]]:
+    config = mesh_config(data_dir)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -94,32 +95,90 @@ def test_medsettle_up_writes_endpoints_and_exits_zero_on_ctrl_c(tmp_path: Path) 
             "services.common",
             "up",
             "--data-dir",
-            str(tmp_path),
+            str(data_dir),
             "--base-port",
             str(config.base_port),
             "--gateway-port",
             str(config.gateway_port),
+            *options,
         ],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
+    return config, process
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGINT lets `up` stop its children; a kill alone would once have left them running."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+def _wait_for_endpoints(data_dir: Path, process: subprocess.Popen[str]) -> None:
+    endpoints_file = data_dir / "endpoints.json"
+    deadline = time.monotonic() + 60
+    while not endpoints_file.exists():
+        assert process.poll() is None, "medsettle up exited during start-up"
+        assert time.monotonic() < deadline, "medsettle up did not start in 60 s"
+        time.sleep(0.2)
+
+
+def test_medsettle_up_writes_endpoints_and_exits_zero_on_ctrl_c(tmp_path: Path) -> None:
+    config, process = _medsettle_up(tmp_path)
     try:
-        endpoints_file = tmp_path / "endpoints.json"
-        deadline = time.monotonic() + 60
-        while not endpoints_file.exists() and time.monotonic() < deadline:
-            assert process.poll() is None, "medsettle up exited during start-up"
-            time.sleep(0.2)
+        _wait_for_endpoints(tmp_path, process)
         # `up` puts the metrics ports at --base-port + 100.
         expected = dataclasses.replace(config, metrics_base_port=0).endpoints()
-        assert json.loads(endpoints_file.read_text()) == expected
+        assert json.loads((tmp_path / "endpoints.json").read_text()) == expected
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            # SIGINT lets `up` stop its children; a kill alone would leave them running.
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(process)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "phase"),
+    [(signal.SIGTERM, "services starting"), (signal.SIGINT, "demo bundle loading")],
+)
+def test_medsettle_up_stopped_during_start_up_stops_its_children_and_exits_zero(
+    tmp_path: Path, stop_signal: signal.Signals, phase: str
+) -> None:
+    _, process = _medsettle_up(tmp_path, "--demo")
+    assert process.stdout is not None
+    try:
+        deadline = time.monotonic() + 60
+        if phase == "services starting":
+            while not children(process.pid):
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.01)
+        else:
+            while not process.stdout.readline().startswith("loading the demo bundle"):
+                assert time.monotonic() < deadline and process.poll() is None
+        started = children(process.pid)
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=30) == 0
+        assert started and wait_until_gone(started, 1) == set()
+    finally:
+        _stop(process)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_children_of_a_killed_medsettle_up_stop_too(tmp_path: Path) -> None:
+    _, process = _medsettle_up(tmp_path)
+    try:
+        _wait_for_endpoints(tmp_path, process)
+        started = children(process.pid)
+        assert len(started) == len(SERVICES) + 1
+        process.kill()  # no chance to stop them, as when a supervisor is killed
+        process.wait()
+        assert wait_until_gone(started, 15) == set()
+    finally:
+        _stop(process)
