@@ -38,6 +38,11 @@ class GatewaySettings(ProcessSettings):
     """Largest request body accepted (1,000 fee lines take about 600 KB)."""
     session_ttl_s: int = Field(default=86_400, gt=0)
     """How long a sign-in (9001) stays valid without a sign-out."""
+    recent_person_s: float = Field(default=300.0, ge=0)
+    """How long a person identity returned is kept in memory for the settlements that follow
+    (gateway.persons); 0 keeps none."""
+    recent_persons: int = Field(default=10_000, gt=0)
+    """Most persons kept at once (the least recently used go first)."""
 
     def targets(self) -> dict[str, str]:
         """Upstream name -> gRPC address."""

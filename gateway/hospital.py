@@ -28,6 +28,7 @@ from gateway.config import GatewaySettings
 from gateway.envelope import Envelope, EnvelopeError, inf_refmsgid, parse_envelope, response
 from gateway.models import DONE, PENDING, REVERSED, MessageRow, SessionRow
 from gateway.nonces import Nonces
+from gateway.persons import RecentPersons
 from gateway.repository import GatewayRepository
 from gateway.transactions.base import Call, Outcome
 from gateway.transactions.registry import NOT_YET_AVAILABLE, REVERSIBLE, SERVICE_TRANSACTIONS
@@ -108,6 +109,14 @@ class HospitalInterface:
         self._autocommit = storage.autocommit
         self._nonces = Nonces(storage.cache, storage.autocommit, 2 * settings.timestamp_window_s)
         self._upstreams = upstreams
+        self._persons = RecentPersons(
+            upstreams.identity, settings.recent_person_s, settings.recent_persons
+        )
+        metrics.watch(
+            "medsettle_recent_person_hit_ratio",
+            "Settlements that named their person from memory, over all (gateway.persons)",
+            lambda: self._persons.stats.hit_ratio,
+        )
         self._clock = clock
         self._credentials: LocalCache[tuple[str, str]] = LocalCache(10_000)
         self._sign_ins: LocalCache[_SignIn] = LocalCache(100_000)
@@ -252,7 +261,7 @@ class HospitalInterface:
         envelope = message.envelope
         handler = self._handler(envelope.infno)
         await self._claim(message, area, received)
-        call = Call(envelope, self._upstreams, received)
+        call = Call(envelope, self._upstreams, self._persons, received)
         try:
             outcome = await handler(call)
         except EnvelopeError:
@@ -484,7 +493,7 @@ class HospitalInterface:
             answered = codec.decode(original.response)
             return original.reference if answered.get("infcode") == 0 else ""
         envelope = parse_envelope(codec.decode(original.request_body))
-        replay = Call(envelope, self._upstreams, self._now())
+        replay = Call(envelope, self._upstreams, self._persons, self._now())
         try:
             outcome = await SERVICE_TRANSACTIONS[original.infno](replay)
         except ServiceRefused as refused:

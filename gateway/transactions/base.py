@@ -10,6 +10,7 @@ from typing import Any
 from gateway.envelope import Envelope, EnvelopeError
 from gateway.fields import Node
 from gateway.national import CREDENTIAL_TYPES
+from gateway.persons import RecentPersons
 from gateway.upstreams import Upstreams
 
 # The national C50 for mdtrt_cert_no is too short for this platform's signed e-voucher tokens
@@ -23,6 +24,7 @@ class Call:
 
     envelope: Envelope
     upstreams: Upstreams
+    persons: RecentPersons
     received: dt.datetime
 
     @property

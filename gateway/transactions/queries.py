@@ -34,6 +34,7 @@ async def person_info(call: Call) -> Outcome:
     reply = await ask(
         call.upstreams.identity.VerifyCredential(request, metadata=AS_GATEWAY), "identity"
     )
+    call.persons.remember(reply.person)
     return Outcome(person_output(reply.person, today_in_china()), reference=reply.person.psn_no)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from medsettle.identity.v1 import identity_pb2, identity_service_pb2
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
 
 from gateway.envelope import EnvelopeError
@@ -16,11 +15,6 @@ from services.common.awaiting import both
 from services.common.values import money
 
 _FEE_FOR_ITEM = "01"
-
-
-async def _person(call: Call, psn_no: str) -> identity_pb2.Person:
-    request = identity_service_pb2.GetPersonRequest(psn_no=psn_no)
-    return await ask(call.upstreams.identity.GetPerson(request, metadata=AS_GATEWAY), "identity")
 
 
 def _settle_fields(data: Node, *, account_flag_required: bool) -> tuple[str, bool, int]:
@@ -69,9 +63,9 @@ async def _compute(call: Call, *, settle: bool, outpatient: bool) -> Outcome:
             medfee_sumamt=money(medfee),
         )
         computed = ask(service.PreSettle(preview, metadata=AS_GATEWAY), "settlement")
-    # The person's details for setlinfo are read while the settlement is computed; the
-    # settlement's own refusal, if any, is the one reported.
-    settlement, person = await both(computed, _person(call, psn_no))
+    # The person's details for setlinfo are read while the settlement is computed (when 1101
+    # did not just bring them); the settlement's own refusal, if any, is the one reported.
+    settlement, person = await both(computed, call.persons.person(psn_no))
     output = settlement_output(
         settlement,
         person,

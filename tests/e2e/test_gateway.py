@@ -154,8 +154,8 @@ def fee(
     }
 
 
-async def admit(his: His, psn_no: str, credential: dict[str, str], ipt_no: str) -> str:
-    """2401 of an ordinary inpatient stay; the mdtrt_id."""
+async def admit(his: His, psn_no: str, credential: dict[str, str], ipt_no: str, **more: str) -> str:
+    """2401 of an inpatient stay (ordinary, unless `more` says otherwise); the mdtrt_id."""
     admission = {
         "mdtrtinfo": {
             "psn_no": psn_no,
@@ -164,6 +164,7 @@ async def admit(his: His, psn_no: str, credential: dict[str, str], ipt_no: str) 
             **credential,
             "med_type": "21",
             "ipt_no": ipt_no,
+            **more,
         }
     }
     mdtrt_id: str = ok(await his.call("2401", admission))["result"]["mdtrt_id"]
@@ -616,6 +617,60 @@ async def test_an_emergency_admission_needs_no_filing_with_er_flag_as_a_string(
     assert "[FILING_REQUIRED]" in refused(await his.call("2401", admission))
     admission["mdtrtinfo"]["exp_content"] = '{"er_flag": "1"}'
     assert len(ok(await his.call("2401", admission))["result"]["mdtrt_id"]) == 30
+
+
+async def _identity_get_person_calls(world: World) -> int:
+    port = world.mesh.config.metrics_port("identity")
+    async with httpx.AsyncClient() as client:
+        exposition = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    served = 'medsettle_rpc_requests_total{code="OK",method="IdentityService/GetPerson"'
+    return sum(
+        int(float(line.rpartition(" ")[2]))
+        for line in exposition.splitlines()
+        if line.startswith(served)
+    )
+
+
+async def test_a_settlement_names_its_person_from_the_1101_just_before_or_else_asks_identity(
+    world: World,
+) -> None:
+    his = world.his
+    setlinfos = {}
+    calls = []
+    for psn_no, serial, reads_credential_first in (
+        ("P320100000112", 112, True),
+        ("P320100000113", 113, False),
+    ):
+        credential = {
+            "mdtrt_cert_type": "01",
+            "mdtrt_cert_no": await _new_person_with_voucher(world, psn_no, serial),
+        }
+        if reads_credential_first:
+            ok(await his.call("1101", {"data": credential}))
+        # Unfiled: admitted as an emergency.
+        mdtrt_id = await admit(
+            his, psn_no, credential, f"ZY-E2E-NAMED-{serial}", exp_content='{"er_flag": "1"}'
+        )
+        line = fee("1", mdtrt_id, psn_no, "XD0000", "1", "100.00", "100.00")
+        ok(await his.call("2301", {"feedetail": [line]}))
+        settle = settle_input(psn_no, credential, mdtrt_id, "100.00")
+        before = await _identity_get_person_calls(world)
+        preview = ok(await his.call("2303", settle))["setlinfo"]
+        calls.append(await _identity_get_person_calls(world) - before)
+        setlinfos[psn_no] = ok(await his.call("2304", settle))["setlinfo"]
+        calls.append(await _identity_get_person_calls(world) - before)
+        assert preview["psn_name"] == setlinfos[psn_no]["psn_name"]
+    # The 1101 brought the first person; the second's 2303 asked identity, and its 2304 did not.
+    assert calls == [0, 0, 1, 1]
+    for psn_no, serial in (("P320100000112", 112), ("P320100000113", 113)):
+        registered = person(psn_no, area="320100", serial=serial, psn_type="employed")
+        named = setlinfos[psn_no]
+        assert (named["psn_no"], named["psn_name"], named["certno"], named["gend"]) == (
+            psn_no,
+            registered.psn_name,
+            registered.certno,
+            registered.gend,
+        )
 
 
 async def test_a_reversal_cancels_a_settlement_and_a_tombstone_refuses_a_late_original(

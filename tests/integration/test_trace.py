@@ -1,10 +1,11 @@
 """One settlement through the gateway is one trace, across every hop (in-memory exporter).
 
 Every service, the outbox relay and the gateway (uvicorn) run in this process with one tracer
-provider, so the test sees every span and checks the tree's edges: gateway → settlement →
-filing and identity (with their database spans) → outbox → clearing (the relay's batched call
-linked to each event's span); and for the fee upload,
-gateway → settlement → catalogue.
+provider, so the test sees every span and checks the tree's edges. For the settlement: gateway →
+settlement → filing (with their database spans) → outbox → clearing (the relay's batched call
+linked to each event's span); the person's details come from the 1101 just before, whose trace
+reaches identity and its database. For the admission: gateway → settlement → identity and filing.
+For the fee upload: gateway → settlement → catalogue.
 """
 
 from __future__ import annotations
@@ -200,6 +201,11 @@ def _child(spans: list[ReadableSpan], parent: ReadableSpan, name: str) -> Readab
     return found[0]
 
 
+def _served(spans: list[ReadableSpan], parent: ReadableSpan, name: str) -> ReadableSpan:
+    """The server span of the call `name` made under `parent` (client span, then server span)."""
+    return _child(spans, _child(spans, parent, name), name)
+
+
 def _is(link: Link, span: ReadableSpan) -> bool:
     """Whether a link points at this span."""
     return span.context is not None and link.context.span_id == span.context.span_id
@@ -226,9 +232,9 @@ async def test_one_settlement_is_one_trace_from_the_gateway_to_clearing(traced: 
     his = traced.his
     credential = {"mdtrt_cert_type": "02", "mdtrt_cert_no": traced.certno}
     now = time.strftime("%Y-%m-%d %H:%M:%S")
-    person, _ = await _call(his, "1101", {"data": credential})
+    person, person_trace = await _call(his, "1101", {"data": credential})
     psn_no, insutype = person["baseinfo"]["psn_no"], person["insuinfo"][0]["insutype"]
-    admitted, _ = await _call(
+    admitted, admission_trace = await _call(
         his,
         "2401",
         {
@@ -277,14 +283,12 @@ async def test_one_settlement_is_one_trace_from_the_gateway_to_clearing(traced: 
         await asyncio.sleep(0.05)
     (root,) = [s for s in spans if s.parent is None]
     assert (root.name, root.kind) == ("gateway/2304", SpanKind.SERVER)
-    settle_call = _child(spans, root, "SettlementService/SettleVisit")
-    settle_served = _child(spans, settle_call, "SettlementService/SettleVisit")
+    settle_served = _served(spans, root, "SettlementService/SettleVisit")
     assert settle_served.kind == SpanKind.SERVER and _has_database_child(spans, settle_served)
-    filing_call = _child(spans, settle_served, "FilingService/FindEffectiveFiling")
-    filing_served = _child(spans, filing_call, "FilingService/FindEffectiveFiling")
+    filing_served = _served(spans, settle_served, "FilingService/FindEffectiveFiling")
     assert _has_database_child(spans, filing_served)
-    person_call = _child(spans, root, "IdentityService/GetPerson")
-    assert _has_database_child(spans, _child(spans, person_call, "IdentityService/GetPerson"))
+    # setlinfo names the person from the 1101 just before (gateway.persons): no identity call.
+    assert [s.name for s in spans if s.name.startswith("IdentityService/")] == []
     delivery = _child(spans, settle_served, "outbox/deliver")
     recorded = _child(spans, delivery, "clearing/record_ledger_event")
     assert recorded.kind == SpanKind.CONSUMER and _has_database_child(spans, recorded)
@@ -292,22 +296,23 @@ async def test_one_settlement_is_one_trace_from_the_gateway_to_clearing(traced: 
     everything = traced.exporter.get_finished_spans()
     (relay_pass,) = [s for s in everything if any(_is(link, delivery) for link in s.links)]
     assert relay_pass.name == "outbox/relay"
-    batch_served = _child(
-        list(everything),
-        _child(list(everything), relay_pass, "ClearingService/RecordLedgerEvents"),
-        "ClearingService/RecordLedgerEvents",
-    )
+    batch_served = _served(list(everything), relay_pass, "ClearingService/RecordLedgerEvents")
     assert [_is(link, batch_served) for link in recorded.links] == [True]
 
     upload = _trace(traced.exporter, upload_trace)
     (upload_root,) = [s for s in upload if s.parent is None]
-    upload_served = _child(
-        upload,
-        _child(upload, upload_root, "SettlementService/UploadFees"),
-        "SettlementService/UploadFees",
-    )
-    classify_call = _child(upload, upload_served, "CatalogueService/ClassifyFeeLines")
-    _child(upload, classify_call, "CatalogueService/ClassifyFeeLines")
+    upload_served = _served(upload, upload_root, "SettlementService/UploadFees")
+    _served(upload, upload_served, "CatalogueService/ClassifyFeeLines")
+
+    # Identity answers the gateway's 1101 (from its database), then settlement's admission.
+    read = _trace(traced.exporter, person_trace)
+    (read_root,) = [s for s in read if s.parent is None]
+    assert _has_database_child(read, _served(read, read_root, "IdentityService/VerifyCredential"))
+    admission = _trace(traced.exporter, admission_trace)
+    (admission_root,) = [s for s in admission if s.parent is None]
+    admit_served = _served(admission, admission_root, "SettlementService/AdmitVisit")
+    for name in ("IdentityService/VerifyCredential", "FilingService/FindEffectiveFiling"):
+        _served(admission, admit_served, name)
 
     # No personal data in any span of the run.
     for span in traced.exporter.get_finished_spans():
