@@ -9,6 +9,7 @@ storage: only grpc.aio with uvloop, as the services use.
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import Any
 
 import grpc
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--next", default="", help="host:port of the next hop; none = the end")
     args = parser.parse_args()
+    # Ctrl-C reaches the whole process group: the bench that started this server stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
     uvloop.run(serve(args.port, args.next))
 

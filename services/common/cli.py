@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     except EndpointsUnreadable as error:  # any command given a bad --endpoints
         print(error, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was started has been stopped on the way out
+        print("interrupted", file=sys.stderr)
+        return 130
     return code
 
 

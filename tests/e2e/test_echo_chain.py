@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -48,3 +49,21 @@ def test_an_echo_server_exits_when_the_process_that_started_it_is_killed() -> No
         if running(server):
             subprocess.run(["kill", "-9", str(server)], check=False)
         parent.stdout.close()
+
+
+def test_an_echo_server_leaves_ctrl_c_to_the_bench_and_stops_on_sigterm() -> None:
+    port = free_port_block(1)
+    server = subprocess.Popen([sys.executable, "-m", "services.echo_chain", "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while not _serving(port):
+            assert time.monotonic() < deadline, "the echo server never started"
+            time.sleep(0.05)
+        server.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the process group
+        time.sleep(0.5)
+        assert server.poll() is None and _serving(port)
+        server.terminate()
+        assert server.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -182,3 +182,30 @@ def test_the_children_of_a_killed_medsettle_up_stop_too(tmp_path: Path) -> None:
         assert wait_until_gone(started, 15) == set()
     finally:
         _stop(process)
+
+
+def test_ctrl_c_ends_a_medsettle_command_with_status_130_and_no_traceback(tmp_path: Path) -> None:
+    out_dir = tmp_path / "national"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.common",
+            "demo-bundle",
+            str(out_dir),
+            "--scale",
+            "national",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not out_dir.exists():  # writing: the national bundle takes tens of seconds
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert errors.strip().splitlines()[-1] == "interrupted" and "Traceback" not in errors
