@@ -948,6 +948,10 @@ async def test_every_process_exposes_its_metrics(world: World) -> None:
     gateway = (await world.his.client.get("/metrics")).text
     assert 'medsettle_hospital_requests_total{infcode="0",infno="2304"}' in gateway
     assert 'medsettle_hospital_duration_seconds_bucket{infno="2304",le="0.5"}' in gateway
+    hit_ratio = next(
+        line for line in gateway.splitlines() if line.startswith("medsettle_recent_person_hit")
+    )
+    assert 0 <= float(hit_ratio.rpartition(" ")[2]) <= 1
     port = world.mesh.config.metrics_port("settlement")
     async with httpx.AsyncClient() as client:
         settlement = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
