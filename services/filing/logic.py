@@ -23,6 +23,8 @@ _AREA = re.compile(r"\d{6}")
 # How far a filing's first day may lie from today (retroactive filing covers a recent admission).
 MAX_BEGIN_DISTANCE = dt.timedelta(days=366)
 TEMPORARY_MONTHS = 6
+EVERY_AREA = "000000"
+"""The area a watcher of every filing names (settlement follows filings' ends nationally)."""
 
 
 class Category(IntEnum):
@@ -178,8 +180,10 @@ def watch_matches(watched_admdvs: str, dest_admdvs: str) -> bool:
     """Whether a change of a filing into dest_admdvs concerns a watcher of watched_admdvs.
 
     A province watcher sees every filing into its province; a city watcher sees filings into the
-    city and filings into the whole province (they cover the city too).
+    city and filings into the whole province (they cover the city too); EVERY_AREA sees all.
     """
+    if watched_admdvs == EVERY_AREA:
+        return True
     if watched_admdvs.endswith("0000"):
         return dest_admdvs[:2] == watched_admdvs[:2]
     return covers(dest_admdvs, watched_admdvs) or covers(watched_admdvs, dest_admdvs)

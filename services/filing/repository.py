@@ -152,20 +152,19 @@ class FilingRepository:
             await self._session.execute(insert(FilingChangeRow), rows[start : start + _CHUNK])
 
     async def changes_after(
-        self, province_prefix: str, cursor: int, limit: int
+        self, province_prefix: str | None, cursor: int, limit: int
     ) -> list[tuple[int, str, int, bytes]]:
-        """Change-log entries into a province after a cursor: (cursor, dest, type, snapshot)."""
-        rows = await self._session.execute(
-            select(
-                FilingChangeRow.cursor,
-                FilingChangeRow.dest_admdvs,
-                FilingChangeRow.change_type,
-                FilingChangeRow.filing,
-            )
-            .where(FilingChangeRow.dest_prov == province_prefix, FilingChangeRow.cursor > cursor)
-            .order_by(FilingChangeRow.cursor)
-            .limit(limit)
-        )
+        """Change-log entries into a province (None: anywhere) after a cursor: (cursor, dest,
+        type, snapshot)."""
+        query = select(
+            FilingChangeRow.cursor,
+            FilingChangeRow.dest_admdvs,
+            FilingChangeRow.change_type,
+            FilingChangeRow.filing,
+        ).where(FilingChangeRow.cursor > cursor)
+        if province_prefix is not None:
+            query = query.where(FilingChangeRow.dest_prov == province_prefix)
+        rows = await self._session.execute(query.order_by(FilingChangeRow.cursor).limit(limit))
         return [(int(c), str(d), int(t), bytes(f)) for c, d, t, f in rows]
 
     async def page(

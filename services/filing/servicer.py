@@ -374,13 +374,14 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
     ) -> AsyncIterator[filing_pb2.FilingChange]:
         area = request.dest_admdvs
         if len(area) != 6 or not area.isdigit():
-            raise InvalidArgument("dest_admdvs must be a six-digit area code")
+            raise InvalidArgument("dest_admdvs must be a six-digit area code (000000: all)")
+        province = None if area == logic.EVERY_AREA else area[:2]
         cursor = request.after_cursor
         while True:
             woken = self._notifier.current()
             async with self._sessions() as session:
                 changes = await FilingRepository(session).changes_after(
-                    area[:2], cursor, _WATCH_BATCH
+                    province, cursor, _WATCH_BATCH
                 )
             for change_cursor, dest, change_type, snapshot in changes:
                 cursor = change_cursor
@@ -391,5 +392,7 @@ class FilingServicer(filing_service_pb2_grpc.FilingServiceServicer):
                         filing=filing_pb2.Filing.FromString(snapshot),
                     )
             if len(changes) < _WATCH_BATCH:
+                if request.heartbeats:  # read to the end: everything logged so far was sent
+                    yield filing_pb2.FilingChange(cursor=cursor)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), _WATCH_POLL_S)

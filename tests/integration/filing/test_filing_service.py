@@ -286,6 +286,46 @@ async def test_watch_resumes_after_a_disconnect_without_gaps_or_duplicates(filin
     ]
 
 
+async def test_a_watch_of_every_area_sees_all_and_heartbeats_mark_the_end_of_the_log(
+    filing: Stub,
+) -> None:
+    await filing.CreateFiling(create("P0", dest="510100"), metadata=HEBEI)
+    await filing.CreateFiling(create("P1", dest="440300"), metadata=HEBEI)
+    watch = filing.WatchFilings(
+        filing_service_pb2.WatchFilingsRequest(dest_admdvs="000000", heartbeats=True)
+    )
+    received: list[filing_pb2.FilingChange] = []
+    async for change in watch:
+        received.append(change)
+        if not change.HasField("filing"):
+            break  # the first heartbeat: the log was read to its end
+    await filing.CreateFiling(create("P0", dest="310000"), metadata=HEBEI)  # supersedes
+    async for change in watch:
+        received.append(change)
+        if not change.HasField("filing") and len(received) > 5:
+            break
+    watch.cancel()
+    unspecified = filing_pb2.FILING_CHANGE_TYPE_UNSPECIFIED
+    created, superseded = (
+        filing_pb2.FILING_CHANGE_TYPE_CREATED,
+        filing_pb2.FILING_CHANGE_TYPE_SUPERSEDED,
+    )
+    summary = [(c.filing.psn_no, c.filing.dest_admdvs, c.change_type) for c in received]
+    assert summary == [
+        ("P0", "510100", created),
+        ("P1", "440300", created),
+        ("", "", unspecified),
+        ("P0", "510100", superseded),
+        ("P0", "310000", created),
+        ("", "", unspecified),
+    ]
+    # A heartbeat carries the last cursor read, so a resumed watch starts after it.
+    assert received[2].cursor == received[1].cursor
+    assert received[5].cursor == received[4].cursor > received[1].cursor
+    bad = filing.WatchFilings(filing_service_pb2.WatchFilingsRequest(dest_admdvs="all"))
+    assert (await refusal(bad.read()))[1] == "INVALID_ARGUMENT"
+
+
 async def test_import_applies_a_batch_once(filing: Stub) -> None:
     batch = filing_service_pb2.ImportFilingsRequest(
         filings=[create(f"P{i}", request_id=f"bundle:{i}") for i in range(5)], last=True

@@ -227,7 +227,7 @@ Global___Filing: _TypeAlias = Filing  # noqa: Y015
 
 @_typing.final
 class FilingChange(_message.Message):
-    """One change of a filing, as WatchFilings streams it."""
+    """One change of a filing, as WatchFilings streams it (or a heartbeat, when asked for)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -235,12 +235,14 @@ class FilingChange(_message.Message):
     CHANGE_TYPE_FIELD_NUMBER: _builtins.int
     FILING_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
-    """Position of this change in the service's change log; resume a watch after it."""
+    """Position of this change in the service's change log; resume a watch after it. In a
+    heartbeat: the last position read, whether or not it concerned the watched area.
+    """
     change_type: Global___FilingChangeType.ValueType
-    """What happened."""
+    """What happened; UNSPECIFIED in a heartbeat."""
     @_builtins.property
     def filing(self) -> Global___Filing:
-        """The filing after the change."""
+        """The filing after the change; absent in a heartbeat."""
 
     def __init__(
         self,

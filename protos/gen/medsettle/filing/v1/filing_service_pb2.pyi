@@ -228,19 +228,28 @@ class WatchFilingsRequest(_message.Message):
 
     DEST_ADMDVS_FIELD_NUMBER: _builtins.int
     AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    HEARTBEATS_FIELD_NUMBER: _builtins.int
     dest_admdvs: _builtins.str
-    """Area whose incoming filings to watch: a province code (all its cities) or a city code."""
+    """Area whose incoming filings to watch: a province code (all its cities), a city code, or
+    "000000" for every area (the platform's own services).
+    """
     after_cursor: _builtins.int
     """Last cursor already processed; 0 for everything."""
+    heartbeats: _builtins.bool
+    """Also send a heartbeat (a FilingChange with only `cursor` set, change_type UNSPECIFIED)
+    each time the log has been read to its end, and at least once a second while nothing
+    changes: everything logged before the heartbeat has been sent.
+    """
     def __init__(
         self,
         *,
         dest_admdvs: _builtins.str = ...,
         after_cursor: _builtins.int = ...,
+        heartbeats: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "dest_admdvs", b"dest_admdvs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "dest_admdvs", b"dest_admdvs", "heartbeats", b"heartbeats"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

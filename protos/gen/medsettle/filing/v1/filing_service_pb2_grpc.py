@@ -119,9 +119,9 @@ class FilingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchFilings(self, request, context):
-        """Streams filing changes into an area (a province or a city code) after a cursor: first what
-        is already logged, then new changes as they happen. Resuming after the last received cursor
-        gives every change exactly once.
+        """Streams filing changes into an area (a province or a city code, or every area) after a
+        cursor: first what is already logged, then new changes as they happen. Resuming after the
+        last received cursor gives every change exactly once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,9 +52,9 @@ class FilingServiceStub:
     NOT_FOUND and reason FILING_REQUIRED.
     """
     WatchFilings: _grpc.UnaryStreamMultiCallable[_filing_service_pb2.WatchFilingsRequest, _filing_pb2.FilingChange]
-    """Streams filing changes into an area (a province or a city code) after a cursor: first what
-    is already logged, then new changes as they happen. Resuming after the last received cursor
-    gives every change exactly once.
+    """Streams filing changes into an area (a province or a city code, or every area) after a
+    cursor: first what is already logged, then new changes as they happen. Resuming after the
+    last received cursor gives every change exactly once.
     """
     ImportFilings: _grpc.StreamUnaryMultiCallable[_filing_service_pb2.ImportFilingsRequest, _filing_service_pb2.ImportFilingsResponse]
     """Creates many filings in one transaction (the whole stream or nothing); each carries its own
@@ -84,9 +84,9 @@ class FilingServiceAsyncStub(FilingServiceStub):
     NOT_FOUND and reason FILING_REQUIRED.
     """
     WatchFilings: _aio.UnaryStreamMultiCallable[_filing_service_pb2.WatchFilingsRequest, _filing_pb2.FilingChange]  # type: ignore[assignment]
-    """Streams filing changes into an area (a province or a city code) after a cursor: first what
-    is already logged, then new changes as they happen. Resuming after the last received cursor
-    gives every change exactly once.
+    """Streams filing changes into an area (a province or a city code, or every area) after a
+    cursor: first what is already logged, then new changes as they happen. Resuming after the
+    last received cursor gives every change exactly once.
     """
     ImportFilings: _aio.StreamUnaryMultiCallable[_filing_service_pb2.ImportFilingsRequest, _filing_service_pb2.ImportFilingsResponse]  # type: ignore[assignment]
     """Creates many filings in one transaction (the whole stream or nothing); each carries its own
@@ -149,9 +149,9 @@ class FilingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _filing_service_pb2.WatchFilingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_filing_pb2.FilingChange], _abc.AsyncIterator[_filing_pb2.FilingChange]]:
-        """Streams filing changes into an area (a province or a city code) after a cursor: first what
-        is already logged, then new changes as they happen. Resuming after the last received cursor
-        gives every change exactly once.
+        """Streams filing changes into an area (a province or a city code, or every area) after a
+        cursor: first what is already logged, then new changes as they happen. Resuming after the
+        last received cursor gives every change exactly once.
         """
 
     @_abc_1.abstractmethod
