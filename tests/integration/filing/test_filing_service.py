@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -319,7 +320,7 @@ async def test_a_watch_of_every_area_sees_all_and_heartbeats_mark_the_end_of_the
     # A heartbeat (nothing but a cursor) came once the first two were read, and one closes the
     # stream; each carries the last cursor read, so a watch resumed after it misses nothing.
     assert not received[2].HasField("filing") and not received[-1].HasField("filing")
-    for before, heartbeat in zip(received, received[1:], strict=False):
+    for before, heartbeat in itertools.pairwise(received):
         if not heartbeat.HasField("filing"):
             assert heartbeat.change_type == filing_pb2.FILING_CHANGE_TYPE_UNSPECIFIED
             assert heartbeat.cursor == before.cursor
