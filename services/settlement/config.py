@@ -27,6 +27,13 @@ class SettlementSettings(ServiceSettings):
     """Run the outbox relay in this process (one or more replicas may run it)."""
     relay_max_backoff_s: float = Field(default=60.0, gt=0)
     """Longest wait between two delivery attempts while clearing is down."""
+    filing_ends_enabled: bool = True
+    """Follow filing's change stream (filing_ends.py): a settlement then uses the filing found at
+    admission without asking filing again, unless the stream has reported it ended."""
+    filing_ends_current_s: float = Field(default=3.0, gt=0)
+    """How old the stream's last heartbeat may be for that; older, settlements ask filing."""
+    filing_watch_s: float = Field(default=60.0, gt=0)
+    """Deadline of one watch call; the next resumes where it ended."""
 
     def upstream_targets(self) -> dict[str, str]:
         """The services settlement asks during admission, upload and settlement."""

@@ -93,6 +93,9 @@ class VisitRow(Base):
     """Serialized AdmitVisitRequest holding only the diagnoses."""
     status: Mapped[int] = mapped_column(Integer)
     filing_id: Mapped[str] = mapped_column(String(21))
+    filing_category: Mapped[str] = mapped_column(String(32), server_default="")
+    """The admission filing's category ("retired_relocated"...); "" without one, and on visits
+    admitted before it was kept (their settlement asks filing)."""
     setl_id: Mapped[str | None] = mapped_column(String(30))
     """The live settlement, if any."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
@@ -277,3 +280,23 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(String(500))
     traceparent: Mapped[str] = mapped_column(String(64))
     """W3C traceparent of the settlement that queued the event: its delivery joins that trace."""
+
+
+class FilingEndRow(Base):
+    """A filing that filing's change stream reported revoked or superseded (filing_ends.py)."""
+
+    __tablename__ = "filing_ends"
+
+    filing_id: Mapped[str] = mapped_column(String(21), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    """Position of the change in filing's log."""
+
+
+class FilingFeedRow(Base):
+    """How far filing's change stream has been followed (one row, id 1)."""
+
+    __tablename__ = "filing_feed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    """The last position recorded: a restart resumes after it."""

@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import RowWrite, locked_row, write_rows
+from services.common.db import RowWrite, locked_row, upsert_constructor, write_rows
 from services.settlement.models import (
     CANCELLED,
     LIVE,
     VISIT_CANCELLED,
     FeeLineRow,
+    FilingEndRow,
+    FilingFeedRow,
     OutboxRow,
     PersonYearRow,
     PolicyRow,
@@ -157,15 +159,41 @@ class SettlementRepository:
 
     async def settlement_and_visit(
         self, request_id: str, mdtrt_id: str
-    ) -> tuple[SettlementRow | None, VisitRow | None]:
-        """The settlement a SettleVisit request_id made, and the visit: one statement, as the
-        two reads that start every settling."""
+    ) -> tuple[SettlementRow | None, VisitRow | None, bool]:
+        """The settlement a SettleVisit request_id made, the visit, and whether the visit's
+        admission filing is known to have ended: one statement, as the reads that start every
+        settling."""
         found = (
             await self._session.execute(
                 _SETTLEMENT_AND_VISIT, {"request_id": request_id, "mdtrt_id": mdtrt_id}
             )
         ).one()
-        return found[0], found[1]
+        return found[0], found[1], found[2] is not None
+
+    # --- filing's change stream (filing_ends.py) ---
+
+    async def filing_feed_cursor(self) -> int:
+        """Where following filing's stream resumes (0: from the start of its log)."""
+        cursor = await self._session.scalar(select(FilingFeedRow.cursor))
+        return int(cursor or 0)
+
+    async def record_filing_ends(self, ends: dict[str, int], cursor: int) -> None:
+        """Keep ended filings (filing_id -> cursor) and the cursor read up to; replicas that
+        follow the stream side by side record the same rows, so both are idempotent."""
+        upsert = upsert_constructor(self._session)
+        if ends:
+            await self._session.execute(
+                upsert(FilingEndRow).on_conflict_do_nothing(),
+                [{"filing_id": filing_id, "cursor": at} for filing_id, at in ends.items()],
+            )
+        statement = upsert(FilingFeedRow).values(id=1, cursor=cursor)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[FilingFeedRow.id],
+                set_={"cursor": statement.excluded.cursor},
+                where=FilingFeedRow.cursor < statement.excluded.cursor,
+            )
+        )
 
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a CancelSettlement request_id cancelled."""
@@ -281,10 +309,11 @@ _SETTLEMENT_BY_REQUEST = select(SettlementRow).where(
 )
 # Both rows may be missing, so both are outer-joined to a one-row selectable.
 _SETTLEMENT_AND_VISIT = (
-    select(SettlementRow, VisitRow)
+    select(SettlementRow, VisitRow, FilingEndRow.filing_id)
     .select_from(select(literal_column("1").label("one")).subquery())
     .outerjoin(SettlementRow, SettlementRow.request_id == bindparam("request_id"))
     .outerjoin(VisitRow, VisitRow.mdtrt_id == bindparam("mdtrt_id"))
+    .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
 )
 _LIVE_LINES = _live_lines(FeeLineRow)
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)

@@ -18,6 +18,7 @@ from services.common.runtime import Storage, open_storage, serve_until_stopped
 from services.common.server import Registrar
 from services.common.server import registrar as common_registrar
 from services.settlement.config import SettlementSettings
+from services.settlement.filing_ends import FilingEnds
 from services.settlement.metrics import SettlementMetrics
 from services.settlement.models import Base
 from services.settlement.outbox import OutboxRelay, clearing_delivery
@@ -40,8 +41,10 @@ def build_servicer(
     upstreams: Upstreams,
     relay: OutboxRelay | None,
     figures: SettlementMetrics | None = None,
+    filing_ends: FilingEnds | None = None,
 ) -> SettlementServicer:
-    """The servicer with its dependencies; a commit is counted and wakes the relay (if any)."""
+    """The servicer with its dependencies; a commit is counted and wakes the relay (if any);
+    without `filing_ends`, every settlement asks filing for its filing."""
     figures = figures or SettlementMetrics(storage.metrics)
 
     def committed(settlement: settlement_pb2.Settlement) -> None:
@@ -49,7 +52,9 @@ def build_servicer(
         if relay is not None:
             relay.wake()
 
-    return SettlementServicer(storage.sessions, upstreams, committed, storage.autocommit)
+    return SettlementServicer(
+        storage.sessions, upstreams, committed, storage.autocommit, filing_ends
+    )
 
 
 async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
@@ -72,14 +77,31 @@ async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
             backlog=figures.outbox_backlog,
             tracer=tracer,
         )
-    relay_task = asyncio.create_task(relay.run()) if relay else None
+    # The stream's own channel: one watch call lasts filing_watch_s, not a request's deadline.
+    watch_channel = make_channel(
+        settings.filing_target, tracer=tracer, default_timeout_s=settings.filing_watch_s
+    )
+    filing_ends = None
+    if settings.filing_ends_enabled:
+        filing_ends = FilingEnds(
+            storage.sessions, watch_channel, current_s=settings.filing_ends_current_s
+        )
+    metrics = storage.metrics
+    metrics.watch(
+        "medsettle_filing_ends_current",
+        "1 while filing's change stream is current (settlements then skip the filing call)",
+        lambda: float(bool(filing_ends and filing_ends.current)),
+    )
+    tasks = [asyncio.create_task(worker.run()) for worker in (relay, filing_ends) if worker]
     try:
-        servicer = build_servicer(storage, upstreams, relay, figures)
+        servicer = build_servicer(storage, upstreams, relay, figures, filing_ends)
         await serve_until_stopped(settings, storage, registrar(servicer), provider)
     finally:
-        if relay_task is not None:
-            relay_task.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+                await task
         await upstreams.close()
         await clearing.close()
+        await watch_channel.close()

@@ -62,6 +62,7 @@ from services.settlement.errors import (
     VisitPersonMismatch,
     VisitSettled,
 )
+from services.settlement.filing_ends import FilingEnds
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -255,11 +256,13 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         upstreams: Upstreams,
         on_ledger_event: Callable[[settlement_pb2.Settlement], None] = lambda _: None,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        filing_ends: FilingEnds | None = None,
     ) -> None:
         self._sessions = sessions
         self._reads = reads or sessions  # the read-only lookups (services.common.db)
         self._upstreams = upstreams
         self._on_ledger_event = on_ledger_event
+        self._filing_ends = filing_ends
         self._policies = _PolicyCache()
 
     # --- policies ---
@@ -391,6 +394,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             ).SerializeToString(),
             status=_OPEN,
             filing_id=filing.filing_id if filing else "",
+            filing_category=filing.category if filing else "",
             setl_id=None,
             created_at=now,
             request_id=request_id,
@@ -615,12 +619,14 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         # The replay check and the visit's read (one statement) run outside any transaction, as
         # does the filing lookup after them: no lock is held across that call.
         async with self._reads() as session:
-            earlier, found = await SettlementRepository(session).settlement_and_visit(
+            earlier, found, filing_ended = await SettlementRepository(session).settlement_and_visit(
                 request_id, request.mdtrt_id
             )
         if earlier is not None:
             return _replayed_settlement(earlier, request_hash, request_id)
-        filing = await self._filing_for(_owned_visit(found, request.mdtrt_id, request))
+        filing = await self._filing_for(
+            _owned_visit(found, request.mdtrt_id, request), ended=filing_ended
+        )
         try:
             async with self._sessions.begin() as session:
                 repository = SettlementRepository(session)
@@ -764,8 +770,15 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             raise missing
         return row
 
-    async def _filing_for(self, visit: VisitRow) -> EffectiveFiling | None:
-        """The filing covering the visit now (a filing made after admission counts)."""
+    async def _filing_for(
+        self, visit: VisitRow, *, ended: bool | None = None
+    ) -> EffectiveFiling | None:
+        """The filing covering the visit now (a filing made after admission counts): the one
+        found at admission while filing's stream says it has not ended (`ended` False, from
+        this service's copy, and the copy current), else filing's answer."""
+        follower = self._filing_ends
+        if visit.filing_category and ended is False and follower and follower.current:
+            return EffectiveFiling(visit.filing_id, visit.filing_category)
         filing = await self._upstreams.effective_filing(
             visit.psn_no, visit.treatment_admdvs, visit.begin_date
         )

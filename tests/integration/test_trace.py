@@ -3,9 +3,10 @@
 Every service, the outbox relay and the gateway (uvicorn) run in this process with one tracer
 provider, so the test sees every span and checks the tree's edges. For the settlement: gateway →
 settlement → filing (with their database spans) → outbox → clearing (the relay's batched call
-linked to each event's span); the person's details come from the 1101 just before, whose trace
-reaches identity and its database. For the admission: gateway → settlement → identity and filing.
-For the fee upload: gateway → settlement → catalogue.
+linked to each event's span); settlement runs here without following filing's change stream, so
+it asks filing, as it does whenever that stream is not current. The person's details come from
+the 1101 just before, whose trace reaches identity and its database. For the admission: gateway
+→ settlement → identity and filing. For the fee upload: gateway → settlement → catalogue.
 """
 
 from __future__ import annotations

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import itertools
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2
-from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2
+from medsettle.settlement.v1 import (
+    settlement_pb2,
+    settlement_service_pb2,
+    settlement_service_pb2_grpc,
+)
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from services.common.channels import make_channel
+from services.common.runtime import open_storage
 from services.common.values import date_to_proto, money, today_in_china
-from tests.harness import national, province, refusal
+from services.settlement.bundle import load_policies, read_policies
+from services.settlement.config import SettlementSettings
+from services.settlement.filing_ends import FilingEnds
+from services.settlement.models import Base, FilingEndRow
+from services.settlement.server import MIGRATIONS_DIR, build_servicer, registrar
+from services.settlement.upstreams import Upstreams
+from tests.harness import national, province, refusal, serving
 from tests.integration.settlement.conftest import (
     BEIJING_CLINIC,
     BEIJING_HOSPITAL,
@@ -109,6 +125,31 @@ def cancel_request(
         mdtrt_id=settlement.mdtrt_id,
         fixmedins_code=settlement.fixmedins_code,
     )
+
+
+async def file_unfiled(
+    upstream: Upstream,
+    category: filing_pb2.FilingCategory.ValueType,
+    *,
+    begin: dt.date | None = None,
+) -> filing_pb2.Filing:
+    """UNFILED's (南京) filing to Beijing; revoke it before the test ends: others expect none."""
+    request = filing_service_pb2.CreateFilingRequest(
+        request_id=f"unfiled-{next(_serial)}",
+        psn_no=UNFILED,
+        category=category,
+        insuplc_admdvs="320100",
+        dest_admdvs="110000",
+        channel=filing_pb2.FILING_CHANNEL_APP,
+    )
+    if begin is not None:
+        request.begin_date.CopyFrom(date_to_proto(begin))
+    return await upstream.filing.CreateFiling(request, metadata=national())
+
+
+async def revoke(upstream: Upstream, filing: filing_pb2.Filing) -> None:
+    request = filing_service_pb2.RevokeFilingRequest(filing_id=filing.filing_id, reason="test")
+    await upstream.filing.RevokeFiling(request, metadata=national())
 
 
 def amounts(settlement: settlement_pb2.Settlement) -> dict[str, int]:
@@ -418,17 +459,10 @@ async def test_emergency_needs_no_filing_and_a_later_filing_counts_at_settlement
         metadata=GATEWAY,
     )
     assert emergency.setl_id == "" and emergency.filing_id == ""
-    filing = await upstream.filing.CreateFiling(
-        filing_service_pb2.CreateFilingRequest(
-            request_id=f"late-{visit.mdtrt_id}",
-            psn_no=UNFILED,
-            category=filing_pb2.FILING_CATEGORY_STATIONED_WORKER,
-            insuplc_admdvs="320100",
-            dest_admdvs="110000",
-            begin_date=date_to_proto(today_in_china() - dt.timedelta(days=1)),
-            channel=filing_pb2.FILING_CHANNEL_APP,
-        ),
-        metadata=national(),
+    filing = await file_unfiled(
+        upstream,
+        filing_pb2.FILING_CATEGORY_STATIONED_WORKER,
+        begin=today_in_china() - dt.timedelta(days=1),
     )
     settled = await settlement.SettleVisit(settle_request(visit, "s-late-filing"), metadata=GATEWAY)
     assert settled.filing_id == filing.filing_id
@@ -447,10 +481,7 @@ async def test_emergency_needs_no_filing_and_a_later_filing_counts_at_settlement
     assert [s.ratio for s in explanation.steps if s.kind == settlement_pb2.STEP_KIND_TIER] == [
         "0.8500"
     ]
-    await upstream.filing.RevokeFiling(
-        filing_service_pb2.RevokeFilingRequest(filing_id=filing.filing_id, reason="test"),
-        metadata=national(),
-    )
+    await revoke(upstream, filing)
 
 
 async def test_policies_are_versioned_and_written_only_by_their_province(
@@ -607,3 +638,89 @@ async def test_a_discharge_is_undone_until_the_visit_is_settled(
         grpc.StatusCode.FAILED_PRECONDITION,
         "VISIT_SETTLED",
     )
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(200):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within 10 s: {what}")
+
+
+async def test_a_settlement_takes_the_admission_filing_from_filing_s_stream_until_it_ends(
+    upstream: Upstream,
+    settlement_settings: SettlementSettings,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
+    tracer = tracer_provider.get_tracer("settlement")
+    upstreams = Upstreams.connect(upstream.targets, tracer, 10)
+    # Watch calls of 1 s: the follower resumes across several of them during the test.
+    watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=1.0)
+    follower = FilingEnds(storage.sessions, watch, current_s=1.5)
+    following = asyncio.create_task(follower.run())
+    servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
+
+    def asked_filing() -> int:
+        return sum(
+            span.name == "FilingService/FindEffectiveFiling" and span.kind == SpanKind.CLIENT
+            for span in span_exporter.get_finished_spans()
+        )
+
+    async def recorded_end(filing_id: str) -> bool:
+        async with storage.sessions() as session:
+            return await session.get(FilingEndRow, filing_id) is not None
+
+    try:
+        async with serving(
+            settlement_settings, storage, registrar(servicer), tracer_provider
+        ) as ch:
+            stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
+            await load_policies(stub, read_policies(upstream.policies_path))
+            filed = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY)
+            first, second = [await admit(stub, upstream, UNFILED) for _ in range(2)]
+            for visit in (first, second):
+                await upload(stub, visit, fee("1", "XD0000", 10_000))
+
+            async def current() -> bool:
+                return follower.current
+
+            await _until(current, "the stream is current")
+            asked = asked_filing()
+            settled = await stub.SettleVisit(
+                settle_request(first, f"stream-s1-{next(_serial)}"), metadata=GATEWAY
+            )
+            assert (settled.filing_id, asked_filing()) == (filed.filing_id, asked)
+
+            # Revoked after admission: recorded from the stream, then filing is asked again.
+            await revoke(upstream, filed)
+            await _until(lambda: recorded_end(filed.filing_id), "the revocation is recorded")
+            refused = await refusal(
+                stub.SettleVisit(
+                    settle_request(second, f"stream-s2-{next(_serial)}"), metadata=GATEWAY
+                )
+            )
+            assert (refused[1], asked_filing()) == ("FILING_REQUIRED", asked + 1)
+
+            # A stream that is not current is not trusted: filing is asked.
+            refiled = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY)
+            third = await admit(stub, upstream, UNFILED)
+            await upload(stub, third, fee("1", "XD0000", 10_000))
+            following.cancel()
+            await asyncio.sleep(1.6)
+            assert not follower.current
+            asked = asked_filing()
+            settled = await stub.SettleVisit(
+                settle_request(third, f"stream-s3-{next(_serial)}"), metadata=GATEWAY
+            )
+            assert (settled.filing_id, asked_filing()) == (refiled.filing_id, asked + 1)
+            await revoke(upstream, refiled)
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
+        await upstreams.close()
+        await watch.close()
+        await storage.close()
