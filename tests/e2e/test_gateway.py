@@ -960,6 +960,7 @@ async def test_every_process_exposes_its_metrics(world: World) -> None:
     assert "medsettle_outbox_backlog " in settlement
     assert 'method="SettlementService/SettleVisit",process="settlement"' in settlement
     assert "medsettle_cache_hit_ratio " in settlement
+    assert "medsettle_filing_ends_current 1.0" in settlement  # following filing's stream
 
 
 # --- REST for persons and the public ---
