@@ -4,8 +4,7 @@ A settlement needs the filing that covers the visit's admission date now. Admiss
 and the visit keeps it (id and category); it stays the answer unless it has since been revoked
 or superseded. Settlement follows filing's change stream of every area (WatchFilings, with
 heartbeats) and records each filing that ends, so a settlement can use the visit's filing
-without asking filing again: one call fewer, about a quarter of a 2304's CPU
-(docs/performance.md, eighth round).
+without asking filing again: one call fewer per settlement (docs/performance.md, eighth round).
 
 It does so only while the stream is current: its last heartbeat, which says every change logged
 before it has been sent and recorded, is at most `filing_ends_current_s` old. Otherwise (filing
@@ -29,7 +28,7 @@ from services.common.callers import caller_metadata
 from services.settlement.repository import SettlementRepository
 
 log = logging.getLogger(__name__)
-EVERY_AREA = "000000"
+EVERY_AREA = "000000"  # WatchFilingsRequest.dest_admdvs for every area (filing_service.proto)
 _ENDS = frozenset({filing_pb2.FILING_CHANGE_TYPE_REVOKED, filing_pb2.FILING_CHANGE_TYPE_SUPERSEDED})
 _BATCH = 500
 """Changes read between two records while catching up (a heartbeat records what it has)."""

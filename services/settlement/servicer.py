@@ -617,7 +617,10 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         request_id = _request_id(request.request_id)
         request_hash = request_fingerprint(request)
         # The replay check and the visit's read (one statement) run outside any transaction, as
-        # does the filing lookup after them: no lock is held across that call.
+        # does the filing lookup after them: no lock is held across that call. Whether filing's
+        # stream is current is asked first, so the read sees every end recorded by then.
+        follower = self._filing_ends
+        stream_current = follower is not None and follower.current
         async with self._reads() as session:
             earlier, found, filing_ended = await SettlementRepository(session).settlement_and_visit(
                 request_id, request.mdtrt_id
@@ -625,7 +628,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         if earlier is not None:
             return _replayed_settlement(earlier, request_hash, request_id)
         filing = await self._filing_for(
-            _owned_visit(found, request.mdtrt_id, request), ended=filing_ended
+            _owned_visit(found, request.mdtrt_id, request),
+            ended=filing_ended if stream_current else None,
         )
         try:
             async with self._sessions.begin() as session:
@@ -774,10 +778,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, visit: VisitRow, *, ended: bool | None = None
     ) -> EffectiveFiling | None:
         """The filing covering the visit now (a filing made after admission counts): the one
-        found at admission while filing's stream says it has not ended (`ended` False, from
-        this service's copy, and the copy current), else filing's answer."""
-        follower = self._filing_ends
-        if visit.filing_category and ended is False and follower and follower.current:
+        found at admission when `ended` is False (read from this service's copy of filing's
+        stream while that copy was current, filing_ends.py), else filing's answer."""
+        if visit.filing_category and ended is False:
             return EffectiveFiling(visit.filing_id, visit.filing_category)
         filing = await self._upstreams.effective_filing(
             visit.psn_no, visit.treatment_admdvs, visit.begin_date
