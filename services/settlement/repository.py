@@ -170,6 +170,11 @@ class SettlementRepository:
         ).one()
         return found[0], found[1], found[2] is not None
 
+    async def visit_and_filing_ended(self, mdtrt_id: str) -> tuple[VisitRow | None, bool]:
+        """The visit and whether its admission filing is known to have ended (one statement)."""
+        found = (await self._session.execute(_VISIT_AND_FILING_END, {"mdtrt_id": mdtrt_id})).first()
+        return (None, False) if found is None else (found[0], found[1] is not None)
+
     # --- filing's change stream (filing_ends.py) ---
 
     async def filing_feed_cursor(self) -> int:
@@ -314,6 +319,11 @@ _SETTLEMENT_AND_VISIT = (
     .outerjoin(SettlementRow, SettlementRow.request_id == bindparam("request_id"))
     .outerjoin(VisitRow, VisitRow.mdtrt_id == bindparam("mdtrt_id"))
     .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
+)
+_VISIT_AND_FILING_END = (
+    select(VisitRow, FilingEndRow.filing_id)
+    .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
+    .where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
 )
 _LIVE_LINES = _live_lines(FeeLineRow)
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)

@@ -599,9 +599,15 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, request: settlement_service_pb2.PreSettleRequest, context: Context
     ) -> settlement_pb2.Settlement:
         _hospital(context)
+        stream_current = self._filing_stream_current()  # before the read: see SettleVisit
         async with self._reads() as session:
-            visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
-        filing = await self._filing_for(visit)
+            found, filing_ended = await SettlementRepository(session).visit_and_filing_ended(
+                request.mdtrt_id
+            )
+        filing = await self._filing_for(
+            _owned_visit(found, request.mdtrt_id, request),
+            ended=filing_ended if stream_current else None,
+        )
         async with self._sessions() as session, session.begin() as transaction:
             repository = SettlementRepository(session)
             visit = await _visit(repository, request.mdtrt_id, request, lock=True)
@@ -619,8 +625,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         # The replay check and the visit's read (one statement) run outside any transaction, as
         # does the filing lookup after them: no lock is held across that call. Whether filing's
         # stream is current is asked first, so the read sees every end recorded by then.
-        follower = self._filing_ends
-        stream_current = follower is not None and follower.current
+        stream_current = self._filing_stream_current()
         async with self._reads() as session:
             earlier, found, filing_ended = await SettlementRepository(session).settlement_and_visit(
                 request_id, request.mdtrt_id
@@ -774,9 +779,10 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             raise missing
         return row
 
-    async def _filing_for(
-        self, visit: VisitRow, *, ended: bool | None = None
-    ) -> EffectiveFiling | None:
+    def _filing_stream_current(self) -> bool:
+        return self._filing_ends is not None and self._filing_ends.current
+
+    async def _filing_for(self, visit: VisitRow, *, ended: bool | None) -> EffectiveFiling | None:
         """The filing covering the visit now (a filing made after admission counts): the one
         found at admission when `ended` is False (read from this service's copy of filing's
         stream while that copy was current, filing_ends.py), else filing's answer."""

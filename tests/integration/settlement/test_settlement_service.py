@@ -689,6 +689,13 @@ async def test_a_settlement_takes_the_admission_filing_from_filing_s_stream_unti
 
             await _until(current, "the stream is current")
             asked = asked_filing()
+            preview = await stub.PreSettle(
+                settlement_service_pb2.PreSettleRequest(
+                    mdtrt_id=first.mdtrt_id, fixmedins_code=first.fixmedins_code
+                ),
+                metadata=GATEWAY,
+            )
+            assert (preview.filing_id, asked_filing()) == (filed.filing_id, asked)
             settled = await stub.SettleVisit(
                 settle_request(first, f"stream-s1-{next(_serial)}"), metadata=GATEWAY
             )
