@@ -29,6 +29,13 @@ def _serving(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _wait_until_serving(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while not _serving(port):
+        assert time.monotonic() < deadline, "the echo server never started"
+        time.sleep(0.05)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_an_echo_server_exits_when_the_process_that_started_it_is_killed() -> None:
     port = free_port_block(1)
@@ -38,10 +45,7 @@ def test_an_echo_server_exits_when_the_process_that_started_it_is_killed() -> No
     assert parent.stdout is not None
     server = int(parent.stdout.readline())
     try:
-        deadline = time.monotonic() + 20
-        while not _serving(port):
-            assert time.monotonic() < deadline, "the echo server never started"
-            time.sleep(0.05)
+        _wait_until_serving(port)
         parent.kill()  # no chance to clean up, as when a run is killed
         parent.wait()
         assert wait_until_gone({server}, 5) == set()
@@ -55,10 +59,7 @@ def test_an_echo_server_leaves_ctrl_c_to_the_bench_and_stops_on_sigterm() -> Non
     port = free_port_block(1)
     server = subprocess.Popen([sys.executable, "-m", "services.echo_chain", "--port", str(port)])
     try:
-        deadline = time.monotonic() + 20
-        while not _serving(port):
-            assert time.monotonic() < deadline, "the echo server never started"
-            time.sleep(0.05)
+        _wait_until_serving(port)
         server.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the process group
         time.sleep(0.5)
         assert server.poll() is None and _serving(port)

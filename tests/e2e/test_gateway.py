@@ -619,10 +619,15 @@ async def test_an_emergency_admission_needs_no_filing_with_er_flag_as_a_string(
     assert len(ok(await his.call("2401", admission))["result"]["mdtrt_id"]) == 30
 
 
-async def _identity_get_person_calls(world: World) -> int:
-    port = world.mesh.config.metrics_port("identity")
+async def _service_metrics(world: World, service: str) -> str:
+    """The Prometheus exposition of one service of the mesh."""
+    port = world.mesh.config.metrics_port(service)
     async with httpx.AsyncClient() as client:
-        exposition = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
+async def _identity_get_person_calls(world: World) -> int:
+    exposition = await _service_metrics(world, "identity")
     served = 'medsettle_rpc_requests_total{code="OK",method="IdentityService/GetPerson"'
     return sum(
         int(float(line.rpartition(" ")[2]))
@@ -952,9 +957,7 @@ async def test_every_process_exposes_its_metrics(world: World) -> None:
         line for line in gateway.splitlines() if line.startswith("medsettle_recent_person_hit")
     )
     assert 0 <= float(hit_ratio.rpartition(" ")[2]) <= 1
-    port = world.mesh.config.metrics_port("settlement")
-    async with httpx.AsyncClient() as client:
-        settlement = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    settlement = await _service_metrics(world, "settlement")
     assert 'medsettle_settlements_total{event="settled",med_type="21"}' in settlement
     assert 'medsettle_settled_fen_total{event="settled",fund="hifp_pay"}' in settlement
     assert "medsettle_outbox_backlog " in settlement
