@@ -26,12 +26,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
-import httpx
 from tqdm import tqdm
 
 from gateway.credentials import issue_credentials
-from gateway.his_client import His
+from gateway.his_client import AiohttpHis, HisMessages
 from services.common.ports import free_port_block
 from services.common.values import SHANGHAI
 from services.demo.bundle import DemoPatient, long_term_patients
@@ -84,7 +84,7 @@ def _fee_lines(mdtrt_id: str, psn_no: str, count: int, now: str) -> list[dict[st
 class Visitor:
     """One virtual HIS of one hospital, running visits one after another."""
 
-    def __init__(self, his: His, tally: Tally, lines: int) -> None:
+    def __init__(self, his: HisMessages, tally: Tally, lines: int) -> None:
         self._his = his
         self._tally = tally
         self._lines = lines
@@ -94,7 +94,7 @@ class Visitor:
         started = time.perf_counter()
         try:
             reply = await self._his.call(infno, payload)
-        except (httpx.HTTPError, AssertionError) as error:
+        except (aiohttp.ClientError, TimeoutError, AssertionError) as error:
             self._tally.errors[f"{infno}: {type(error).__name__}"] += 1
             return None
         self._tally.seconds[infno].append(time.perf_counter() - started)
@@ -280,17 +280,20 @@ async def _settle_all(
     return time.perf_counter() - started
 
 
-async def _cpu_seconds(client: httpx.AsyncClient, endpoints: dict[str, str]) -> dict[str, float]:
+async def _cpu_seconds(
+    session: aiohttp.ClientSession, endpoints: dict[str, str]
+) -> dict[str, float]:
     """Each mesh process's CPU seconds so far, read from its Prometheus endpoint."""
     found: dict[str, float] = {}
     for key, url in endpoints.items():
         if not key.endswith("_metrics"):
             continue
         try:
-            reply = await client.get(url, timeout=5)
-        except httpx.HTTPError:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as reply:
+                content = await reply.read()
+        except (aiohttp.ClientError, TimeoutError):
             continue  # a process without metrics is left out of the CPU figures
-        match = _CPU_SECONDS.search(reply.content)
+        match = _CPU_SECONDS.search(content)
         if match:
             found[key.removesuffix("_metrics")] = float(match.group(1))
     return found
@@ -332,16 +335,16 @@ async def run_bench(
         by_hospital[patient.hospital].append(patient)
     chosen = dict(sorted(by_hospital.items(), key=lambda item: -len(item[1]))[:hospitals])
     tally = Tally()
-    limits = httpx.Limits(max_connections=max(concurrency, 16) * 2)
-    async with httpx.AsyncClient(
-        base_url=endpoints["gateway"], timeout=30, limits=limits
+    connector = aiohttp.TCPConnector(limit=max(concurrency, 16) * 2)
+    async with aiohttp.ClientSession(
+        endpoints["gateway"], connector=connector, timeout=aiohttp.ClientTimeout(total=30)
     ) as client:
         visitors = {}
         for hospital in chosen:
             issued = await issue_credentials(
                 hospital, endpoints["catalogue"], endpoints["gateway_database"]
             )
-            his = His(client, hospital, issued["paasid"], issued["secret"])
+            his = AiohttpHis(client, hospital, issued["paasid"], issued["secret"])
             his.area = hospital[1:7]
             await his.sign_in()
             visitors[hospital] = Visitor(his, tally, lines)

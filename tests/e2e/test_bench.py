@@ -37,6 +37,11 @@ async def test_the_load_generator_settles_visits_without_errors(
     }
     printed = capsys.readouterr().out
     assert "settlements (2304):" in printed
+    # Every mesh process's CPU was read from its metrics endpoint, before and after.
+    cpu_line = next(line for line in printed.splitlines() if line.startswith("CPU per"))
+    for process in ("catalogue", "clearing", "filing", "gateway", "identity", "settlement"):
+        assert f"{process} " in cpu_line
+    assert "this load generator" in cpu_line
     assert "ratio 2304 p50 / echo-chain p50:" in printed
 
 
