@@ -29,6 +29,7 @@ from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_p
 from medsettle.identity.v1 import identity_pb2, identity_service_pb2, identity_service_pb2_grpc
 from schemathesis.core.result import Ok
 
+from gateway import codec
 from gateway.credentials import issue_credentials
 from gateway.his_client import His
 from gateway.hospital import HOSPITAL_PATH
@@ -589,6 +590,31 @@ async def test_bodies_and_fields_are_refused_by_name(world: World) -> None:
         reply = await his.post(body)
         assert reply.status_code == 200
         assert expected in refused(reply.json()), (expected, reply.text[:300])
+
+
+async def test_the_hospital_path_reads_chunked_bodies_and_takes_only_post(world: World) -> None:
+    his = world.his
+
+    async def chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    # Without a content-length the gateway reads chunk by chunk, and stops past the limit.
+    signed = codec.encode(his.envelope("1101", {"data": {"mdtrt_cert_type": "02"}}))
+    for body, size, expected in (
+        (signed, 7, "input.data.mdtrt_cert_no is required"),
+        (b"x" * 1_048_577, 65_536, "the request body is larger than 1048576 bytes"),
+    ):
+        reply = await his.client.post(
+            HOSPITAL_PATH, content=chunks(body, size), headers=his.headers()
+        )
+        assert "content-length" not in reply.request.headers
+        assert reply.status_code == 200
+        assert reply.headers["content-type"] == "application/json; charset=utf-8"
+        assert len(reply.headers["x-trace-id"]) == 32
+        assert expected in refused(reply.json())
+    for method in ("GET", "PUT"):
+        assert (await his.client.request(method, HOSPITAL_PATH)).status_code == 405
 
 
 async def test_an_emergency_admission_needs_no_filing_with_er_flag_as_a_string(
