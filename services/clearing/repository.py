@@ -58,11 +58,24 @@ class ClearingRepository:
         """The session (servicers add new rows through it)."""
         return self._session
 
-    async def event_hash(self, event_id: str) -> str | None:
-        """The fingerprint an event was recorded with, if it was."""
-        return await self._session.scalar(
-            select(LedgerEntryRow.event_hash).where(LedgerEntryRow.event_id == event_id)
+    async def insert_entries(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Insert ledger entries (column values) in one statement, skipping every event id that
+        is stored already or earlier in `rows`; the event ids this call inserted."""
+        statement = (
+            upsert_constructor(self._session)(LedgerEntryRow)
+            .on_conflict_do_nothing(index_elements=[LedgerEntryRow.event_id])
+            .returning(LedgerEntryRow.event_id)
         )
+        return set(await self._session.scalars(statement, list(rows)))
+
+    async def event_hashes(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The fingerprint each of these events was recorded with, for those recorded."""
+        found = await self._session.execute(
+            select(LedgerEntryRow.event_id, LedgerEntryRow.event_hash).where(
+                LedgerEntryRow.event_id.in_(event_ids)
+            )
+        )
+        return {event_id: event_hash for event_id, event_hash in found}
 
     async def institution_entries(
         self,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import grpc
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, SpanKind, Tracer
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,7 +33,6 @@ from services.clearing.errors import (
 )
 from services.clearing.models import (
     DisputeRow,
-    LedgerEntryRow,
     PeriodRow,
     PrepaymentRow,
     PrepaymentWarningRow,
@@ -109,28 +107,61 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
         self, entries: list[tuple[dict[str, Any], otel_context.Context | None]]
     ) -> list[bool]:
         """Record ledger entries in one transaction, in order; per entry, False when it had been
-        recorded before. Each is recorded in a span under its own trace when it carries one (a
-        batch holds the events of many settlements), linked to the call that brought it. Then
-        the new entries are counted in their pairs' totals, once per pair and in key order, so
-        that concurrent batches lock the pairs they share in the same order."""
+        recorded before (or earlier in the same call). An earlier entry with other content is
+        refused, and nothing of the call is recorded.
+
+        The entries are inserted by one statement (one round trip per call instead of one per
+        entry: a call carries up to a relay batch of settlements). Each entry that carries a
+        trace gets a span in it covering that statement, linked to the call that brought it;
+        the statement's own database span is under the call's. Then the new entries are counted
+        in their pairs' totals, once per pair and in key order, so that concurrent batches lock
+        the pairs they share in the same order."""
         call = trace.get_current_span().get_span_context()
+        links = [Link(call)] if call.is_valid else None
+        spans = [
+            None
+            if parent is None
+            else self._tracer.start_span(
+                "clearing/record_ledger_event", context=parent, kind=SpanKind.CONSUMER, links=links
+            )
+            for _, parent in entries
+        ]
+        traced = [span for span in spans if span is not None]
+        try:
+            recorded = await self._insert_entries([values for values, _ in entries])
+            for span, was_new in zip(spans, recorded, strict=True):
+                if span is not None:
+                    span.set_attribute("medsettle.recorded", was_new)
+        except Exception as error:
+            for span in traced:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
+        finally:
+            for span in traced:
+                span.end()
+        return recorded
+
+    async def _insert_entries(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """The transaction of `_record`."""
         recorded = []
         spent: dict[tuple[int, str, str], int] = {}
         async with self._sessions.begin() as session:
             repository = ClearingRepository(session)
-            for values, parent in entries:
-                traced: AbstractContextManager[Any] = (
-                    nullcontext()
-                    if parent is None
-                    else self._tracer.start_as_current_span(
-                        "clearing/record_ledger_event",
-                        context=parent,
-                        kind=SpanKind.CONSUMER,
-                        links=[Link(call)] if call.is_valid else None,
+            inserted = await repository.insert_entries(rows)
+            first: dict[str, dict[str, Any]] = {}
+            for values in rows:
+                first.setdefault(values["event_id"], values)
+            stored = {event_id: first[event_id]["event_hash"] for event_id in inserted}
+            earlier = [event_id for event_id in first if event_id not in inserted]
+            if earlier:
+                stored.update(await repository.event_hashes(earlier))
+            for values in rows:
+                event_id = values["event_id"]
+                if stored.get(event_id) != values["event_hash"]:
+                    raise LedgerEventConflict(
+                        f"event {event_id} was recorded with other content", eventId=event_id
                     )
-                )
-                with traced:
-                    recorded.append(await _record_one(repository, values))
+                recorded.append(event_id in inserted and first.pop(event_id, None) is not None)
                 if recorded[-1]:
                     pair = (
                         int(values["period"][:4]),
@@ -822,19 +853,6 @@ async def _prepayment_row(
     row = await repository.prepayment(year, insured, treatment, lock=True)
     assert row is not None
     return row
-
-
-async def _record_one(repository: ClearingRepository, values: dict[str, Any]) -> bool:
-    """Insert one ledger entry unless its event id is there (False); an earlier entry with other
-    content is refused."""
-    if await insert_missing(repository.session, LedgerEntryRow, values):
-        return True
-    event_id = values["event_id"]
-    if await repository.event_hash(event_id) != values["event_hash"]:
-        raise LedgerEventConflict(
-            f"event {event_id} was recorded with other content", eventId=event_id
-        )
-    return False
 
 
 async def _count_in_pair(

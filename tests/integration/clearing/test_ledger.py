@@ -113,6 +113,18 @@ async def test_a_batch_records_each_new_event_once_in_one_call(
     assert spend == 3 * 4_889
 
 
+async def test_a_full_batch_is_recorded_by_one_call(clearing: tuple[Stub, Storage]) -> None:
+    stub, storage = clearing
+    reply = await stub.RecordLedgerEvents(
+        batch(*(event(f"F{n}S") for n in range(500))), metadata=national()
+    )
+    assert list(reply.recorded) == [True] * 500
+    async with storage.sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(LedgerEntryRow))
+        spend = await session.scalar(text("SELECT uncleared_fen FROM pair_spend"))
+    assert (count, spend) == (500, 500 * 4_889)
+
+
 async def test_a_batch_with_one_bad_event_records_none_and_names_it(
     clearing: tuple[Stub, Storage],
 ) -> None:
@@ -133,6 +145,12 @@ async def test_a_batch_with_one_bad_event_records_none_and_names_it(
     assert await refusal(stub.RecordLedgerEvents(broken, metadata=national())) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "LEDGER_EVENT_INVALID",
+    )
+    # The same new event twice in one call, with other content the second time.
+    twice = batch(event("S6S"), event("S6S", fund=4_890))
+    assert await refusal(stub.RecordLedgerEvents(twice, metadata=national())) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "LEDGER_EVENT_CONFLICT",
     )
     async with storage.sessions() as session:
         ids = await session.scalars(select(LedgerEntryRow.event_id))
