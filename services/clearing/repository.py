@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from medsettle.clearing.v1 import ledger_pb2
-from sqlalchemy import Integer, bindparam, delete, func, or_, select, update
+from sqlalchemy import Integer, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clearing.logic import Entry, PairTotals
@@ -27,6 +27,10 @@ from services.common.db import insert_missing, upsert_constructor
 
 _CANCELLED = ledger_pb2.LEDGER_EVENT_KIND_CANCELLED
 _OPEN_DISPUTE = 1
+
+
+Pair = tuple[int, str, str]
+"""(year, insured province, treatment province): whose running total and prepayment it is."""
 
 
 def _clearing_amount() -> Any:
@@ -287,25 +291,41 @@ class ClearingRepository:
         )
         return int(total or 0)
 
-    async def add_spend(
-        self, year: int, insured_prov: str, treatment_prov: str, amount_fen: int
-    ) -> int:
-        """Add a new entry's amount to its pair's running total; the total after it.
+    async def add_spends(self, amounts: dict[Pair, int]) -> dict[Pair, int]:
+        """Add new entries' amounts to their pairs' running totals; the totals after.
 
-        One upsert, which also locks the pair's total until the transaction ends: events of one
-        pair are counted one after the other.
+        One upsert for all pairs, in key order, which also locks each pair's total until the
+        transaction ends: events of one pair are counted one after the other, and concurrent
+        batches lock the pairs they share in the same order.
         """
         statement = _add_spend_statement(upsert_constructor(self._session))
-        total = await self._session.scalar(
+        totals = await self._session.execute(
             statement,
-            {
-                "year": year,
-                "insured_prov": insured_prov,
-                "treatment_prov": treatment_prov,
-                "uncleared_fen": amount_fen,
-            },
+            [
+                {
+                    "year": year,
+                    "insured_prov": insured_prov,
+                    "treatment_prov": treatment_prov,
+                    "uncleared_fen": amounts[(year, insured_prov, treatment_prov)],
+                }
+                for year, insured_prov, treatment_prov in sorted(amounts)
+            ],
         )
-        return int(total or 0)
+        return {
+            (year, insured, treatment): int(total) for year, insured, treatment, total in totals
+        }
+
+    async def locked_prepayments(self, pairs: Sequence[Pair]) -> list[PrepaymentRow]:
+        """The prepayments these pairs have, locked in key order until the transaction ends."""
+        key = (PrepaymentRow.year, PrepaymentRow.insured_prov, PrepaymentRow.treatment_prov)
+        query = (
+            select(PrepaymentRow)
+            .where(tuple_(*key).in_(sorted(pairs)))
+            .order_by(*key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return list(await self._session.scalars(query))
 
     async def take_off_closed(self, period: str) -> set[int]:
         """Take a closing period's entries off their pairs' running totals (each in the year of
@@ -387,4 +407,4 @@ def _add_spend_statement(dialect_insert: Any) -> Any:
     return insert.on_conflict_do_update(
         index_elements=list(columns[:3]),
         set_={"uncleared_fen": table.c.uncleared_fen + insert.excluded.uncleared_fen},
-    ).returning(table.c.uncleared_fen)
+    ).returning(table.c.year, table.c.insured_prov, table.c.treatment_prov, table.c.uncleared_fen)

@@ -39,7 +39,7 @@ from services.clearing.models import (
     StatementRow,
     TopUpRow,
 )
-from services.clearing.repository import ClearingRepository
+from services.clearing.repository import ClearingRepository, Pair
 from services.common.callers import Caller, caller_from_metadata
 from services.common.db import insert_missing
 from services.common.errors import PermissionDenied
@@ -144,7 +144,7 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
     async def _insert_entries(self, rows: list[dict[str, Any]]) -> list[bool]:
         """The transaction of `_record`."""
         recorded = []
-        spent: dict[tuple[int, str, str], int] = {}
+        spent: dict[Pair, int] = {}
         async with self._sessions.begin() as session:
             repository = ClearingRepository(session)
             inserted = await repository.insert_entries(rows)
@@ -174,8 +174,8 @@ class ClearingServicer(clearing_service_pb2_grpc.ClearingServiceServicer):
                         values["maf_pay_fen"],
                         values["acct_pay_fen"],
                     )
-            for pair in sorted(spent):
-                await _count_in_pair(repository, pair, spent[pair], self._usage)
+            if spent:
+                await _count_in_pairs(repository, spent, self._usage)
         return recorded
 
     # --- reconciliation (3201 / 3202) ---
@@ -855,18 +855,16 @@ async def _prepayment_row(
     return row
 
 
-async def _count_in_pair(
-    repository: ClearingRepository,
-    pair: tuple[int, str, str],
-    amount_fen: int,
-    usage_gauge: Gauge,
+async def _count_in_pairs(
+    repository: ClearingRepository, amounts: dict[Pair, int], usage_gauge: Gauge
 ) -> None:
-    """Count new entries' amount in the (year, insured, treatment) pair's uncleared spend, then
-    evaluate the usage of the pair's prepayment, if it has one."""
-    spend = await repository.add_spend(*pair, amount_fen)
-    row = await repository.prepayment(*pair, lock=True)
-    if row is not None:
-        await _evaluate(repository, row, _now(), usage_gauge, spend)
+    """Count new entries' amounts in their pairs' uncleared spend, then evaluate the usage of
+    each pair's prepayment, if it has one (a statement for all pairs each, in key order)."""
+    totals = await repository.add_spends(amounts)
+    now = _now()
+    for row in await repository.locked_prepayments(list(amounts)):
+        spend = totals[(row.year, row.insured_prov, row.treatment_prov)]
+        await _evaluate(repository, row, now, usage_gauge, spend)
 
 
 async def _evaluate(

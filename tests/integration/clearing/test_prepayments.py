@@ -29,10 +29,10 @@ async def warnings(stub: Stub) -> list[tuple[int, str, bool]]:
     return [(w.level, w.usage, w.top_up_requested) for w in reply.warnings]
 
 
-async def set_prepayment(stub: Stub, fen: int) -> _C.Prepayment:
+async def set_prepayment(stub: Stub, fen: int, insured_prov: str = HEBEI) -> _C.Prepayment:
     return await stub.SetPrepayment(
         _C.SetPrepaymentRequest(
-            year=2026, insured_prov=HEBEI, treatment_prov=BEIJING, amount=money(fen)
+            year=2026, insured_prov=insured_prov, treatment_prov=BEIJING, amount=money(fen)
         ),
         metadata=national(),
     )
@@ -203,6 +203,7 @@ async def test_a_batch_counts_each_pair_once_and_warns_once_for_its_crossing(
 ) -> None:
     stub, storage = clearing
     await set_prepayment(stub, 10_000)
+    await set_prepayment(stub, 100, insured_prov="510000")
     batch = _C.RecordLedgerEventsRequest(
         events=[
             _C.TracedLedgerEvent(event=ledger_event("B1", medfee=5_000, fund=4_000)),
@@ -213,8 +214,17 @@ async def test_a_batch_counts_each_pair_once_and_warns_once_for_its_crossing(
     reply = await stub.RecordLedgerEvents(batch, metadata=national())
     assert list(reply.recorded) == [True, True, True]
     # 4,000 + 3,500 of 10,000 crossed 70% once, inside the batch: one warning, at the batch's end.
-    assert await warnings(stub) == [(_C.USAGE_LEVEL_YELLOW, "0.7500", False)]
-    assert await uncleared(stub, 2026) == 7_500
+    # Sichuan's 90 of 100 crossed both thresholds: the red one asks for a top-up.
+    assert sorted(await warnings(stub)) == [
+        (_C.USAGE_LEVEL_YELLOW, "0.7500", False),
+        (_C.USAGE_LEVEL_YELLOW, "0.9000", False),
+        (_C.USAGE_LEVEL_RED, "0.9000", True),
+    ]
+    listed = await stub.GetPrepayments(_C.GetPrepaymentsRequest(year=2026), metadata=national())
+    assert [(p.insured_prov, p.uncleared_spend.amount_fen) for p in listed.prepayments] == [
+        (HEBEI, 7_500),
+        ("510000", 90),
+    ]
     async with storage.sessions() as session:
         totals = await session.execute(
             text("SELECT insured_prov, uncleared_fen FROM pair_spend ORDER BY 1")
