@@ -170,6 +170,19 @@ class SettlementRepository:
         ).one()
         return found[0], found[1], found[2] is not None
 
+    async def locked_visit_for_settling(
+        self, request_id: str, mdtrt_id: str
+    ) -> tuple[SettlementRow | None, VisitRow | None, bool]:
+        """The visit, locked until commit, the settlement a SettleVisit request_id made, and
+        whether the visit's admission filing is known to have ended: one statement, as the
+        first of a settling transaction."""
+        found = (
+            await self._session.execute(
+                _VISIT_FOR_SETTLING, {"request_id": request_id, "mdtrt_id": mdtrt_id}
+            )
+        ).first()
+        return (None, None, False) if found is None else (found[0], found[1], found[2] is not None)
+
     async def visit_and_filing_ended(self, mdtrt_id: str) -> tuple[VisitRow | None, bool]:
         """The visit and whether its admission filing is known to have ended (one statement)."""
         found = (await self._session.execute(_VISIT_AND_FILING_END, {"mdtrt_id": mdtrt_id})).first()
@@ -319,6 +332,15 @@ _SETTLEMENT_AND_VISIT = (
     .outerjoin(SettlementRow, SettlementRow.request_id == bindparam("request_id"))
     .outerjoin(VisitRow, VisitRow.mdtrt_id == bindparam("mdtrt_id"))
     .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
+)
+# Only the visit is locked (PostgreSQL locks no row of an outer join's nullable side).
+_VISIT_FOR_SETTLING = (
+    select(SettlementRow, VisitRow, FilingEndRow.filing_id)
+    .select_from(VisitRow)
+    .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
+    .outerjoin(SettlementRow, SettlementRow.request_id == bindparam("request_id"))
+    .where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
+    .with_for_update(of=VisitRow)
 )
 _VISIT_AND_FILING_END = (
     select(VisitRow, FilingEndRow.filing_id)

@@ -622,9 +622,54 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         request_id = _request_id(request.request_id)
         request_hash = request_fingerprint(request)
-        # The replay check and the visit's read (one statement) run outside any transaction, as
-        # does the filing lookup after them: no lock is held across that call. Whether filing's
-        # stream is current is asked first, so the read sees every end recorded by then.
+        try:
+            settlement = await self._settle_on_admission_filing(request, request_id, request_hash)
+            if settlement is None:
+                settlement = await self._settle_asking_filing(request, request_id, request_hash)
+        except IntegrityError:
+            async with self._sessions() as session:
+                earlier = await SettlementRepository(session).settlement_by_request(request_id)
+            if earlier is None:
+                raise
+            return _replayed_settlement(earlier, request_hash, request_id)
+        self._on_ledger_event(settlement)
+        return settlement
+
+    async def _settle_on_admission_filing(
+        self, request: Any, request_id: str, request_hash: str
+    ) -> settlement_pb2.Settlement | None:
+        """Settle in one transaction whose first statement locks the visit, finds a replay and
+        says whether the admission filing has ended; None when filing must be asked instead
+        (the stream is not current, or the admission filing cannot be used), which is done
+        without holding the lock. A replay's settlement is returned as it was."""
+        # Whether filing's stream is current is asked first, so that the statement sees every
+        # end recorded by then.
+        if not self._filing_stream_current():
+            return None
+        async with self._sessions.begin() as session:
+            repository = SettlementRepository(session)
+            earlier, found, ended = await repository.locked_visit_for_settling(
+                request_id, request.mdtrt_id
+            )
+            if earlier is None and found is not None and found.setl_id:
+                # Settled while this waited for the lock, perhaps by this same request: the
+                # statement read the settlements as they were before it waited.
+                earlier = await repository.settlement_by_request(request_id)
+            if earlier is not None:
+                return _replayed_settlement(earlier, request_hash, request_id)
+            visit = _owned_visit(found, request.mdtrt_id, request)
+            filing = _admission_filing(visit, ended=ended)
+            if filing is None:
+                return None
+            return await self._settle_locked(
+                repository, visit, filing, request, (request_id, request_hash)
+            )
+
+    async def _settle_asking_filing(
+        self, request: Any, request_id: str, request_hash: str
+    ) -> settlement_pb2.Settlement:
+        """Settle after asking filing (or trusting the stream, when current), holding no lock
+        across that call: the replay check and the visit's read run outside any transaction."""
         stream_current = self._filing_stream_current()
         async with self._reads() as session:
             earlier, found, filing_ended = await SettlementRepository(session).settlement_and_visit(
@@ -636,31 +681,31 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             _owned_visit(found, request.mdtrt_id, request),
             ended=filing_ended if stream_current else None,
         )
-        try:
-            async with self._sessions.begin() as session:
-                repository = SettlementRepository(session)
-                visit = await _visit(repository, request.mdtrt_id, request, lock=True)
-                # Settled now: perhaps by this same request while we waited for the lock. (The
-                # request id reused on an unsettled visit fails the insert, below.)
-                earlier = (
-                    await repository.settlement_by_request(request_id) if visit.setl_id else None
-                )
-                if earlier is not None:
-                    return _replayed_settlement(earlier, request_hash, request_id)
-                now = _now()
-                computed = await self._compute(repository, visit, filing, request, now)
-                settlement = computed.settlement
-                await self._commit_settlement(
-                    repository, visit, computed, (request_id, request_hash), now
-                )
-        except IntegrityError:
-            async with self._sessions() as session:
-                earlier = await SettlementRepository(session).settlement_by_request(request_id)
-            if earlier is None:
-                raise
-            return _replayed_settlement(earlier, request_hash, request_id)
-        self._on_ledger_event(settlement)
-        return settlement
+        async with self._sessions.begin() as session:
+            repository = SettlementRepository(session)
+            visit = await _visit(repository, request.mdtrt_id, request, lock=True)
+            # Settled now: perhaps by this same request while we waited for the lock. (The
+            # request id reused on an unsettled visit fails the insert, below.)
+            earlier = await repository.settlement_by_request(request_id) if visit.setl_id else None
+            if earlier is not None:
+                return _replayed_settlement(earlier, request_hash, request_id)
+            return await self._settle_locked(
+                repository, visit, filing, request, (request_id, request_hash)
+            )
+
+    async def _settle_locked(
+        self,
+        repository: SettlementRepository,
+        visit: VisitRow,
+        filing: EffectiveFiling | None,
+        request: Any,
+        identity: tuple[str, str],
+    ) -> settlement_pb2.Settlement:
+        """Compute and store the settlement of the locked visit; identity = (request id, hash)."""
+        now = _now()
+        computed = await self._compute(repository, visit, filing, request, now)
+        await self._commit_settlement(repository, visit, computed, identity, now)
+        return computed.settlement
 
     async def CancelSettlement(
         self, request: settlement_service_pb2.CancelSettlementRequest, context: Context
@@ -786,8 +831,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         """The filing covering the visit now (a filing made after admission counts): the one
         found at admission when `ended` is False (read from this service's copy of filing's
         stream while that copy was current, filing_ends.py), else filing's answer."""
-        if visit.filing_category and ended is False:
-            return EffectiveFiling(visit.filing_id, visit.filing_category)
+        admission = _admission_filing(visit, ended=ended)
+        if admission is not None:
+            return admission
         filing = await self._upstreams.effective_filing(
             visit.psn_no, visit.treatment_admdvs, visit.begin_date
         )
@@ -993,6 +1039,14 @@ def _policy_to_proto(row: PolicyRow) -> settlement_pb2.Policy:
     policy.version = row.version
     policy.upload_time.CopyFrom(timestamp(stored_utc(row.uploaded_at)))
     return policy
+
+
+def _admission_filing(visit: VisitRow, *, ended: bool | None) -> EffectiveFiling | None:
+    """The filing found at admission, when the visit had one and it is known not to have ended
+    (False: read from this service's copy of filing's stream while that copy was current)."""
+    if visit.filing_category and ended is False:
+        return EffectiveFiling(visit.filing_id, visit.filing_category)
+    return None
 
 
 async def _visit(

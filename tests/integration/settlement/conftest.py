@@ -7,6 +7,7 @@ and catalogues plus the persons and filings below; each test gets its own settle
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -38,6 +39,7 @@ from services.identity import server as identity_server
 from services.identity.config import IdentitySettings
 from services.settlement.bundle import load_policies, read_policies
 from services.settlement.config import SettlementSettings
+from services.settlement.filing_ends import FilingEnds
 from services.settlement.models import Base
 from services.settlement.server import MIGRATIONS_DIR, build_servicer, registrar
 from services.settlement.upstreams import Upstreams
@@ -175,6 +177,26 @@ async def _add_filings(filing: FilingStub) -> None:
         await filing.CreateFiling(request, metadata=national())
 
 
+@pytest.fixture(
+    params=[("sqlite", False), ("postgresql", False), ("postgresql", True)],
+    ids=["sqlite", "postgresql", "postgresql-following-filing"],
+)
+def backend(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """(database, whether settlement follows filing's stream). Each test runs on SQLite and on
+    PostgreSQL with settlement asking filing at every settlement, then on PostgreSQL following
+    filing's stream as deployed (services.settlement.filing_ends: the admission filing is used
+    while the stream is current, and the settling transaction's first statement locks)."""
+    found: tuple[str, bool] = request.param
+    return found
+
+
+@pytest.fixture
+def database_url(backend: tuple[str, bool], request: pytest.FixtureRequest) -> str:
+    """This module's databases: the backend's (overrides tests/conftest.py's)."""
+    url: str = request.getfixturevalue("sqlite_url" if backend[0] == "sqlite" else "postgres_url")
+    return url
+
+
 @pytest.fixture
 def settlement_settings(database_url: str, tmp_path: Path) -> SettlementSettings:
     """Settings of a settlement service on this test's database (SQLite or PostgreSQL)."""
@@ -183,14 +205,34 @@ def settlement_settings(database_url: str, tmp_path: Path) -> SettlementSettings
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def settlement(
-    upstream: Upstream, settlement_settings: SettlementSettings, tracer_provider: TracerProvider
+    backend: tuple[str, bool],
+    upstream: Upstream,
+    settlement_settings: SettlementSettings,
+    tracer_provider: TracerProvider,
 ) -> AsyncIterator[SettlementStub]:
-    """A settlement service with the demo policies, talking to the module's upstreams."""
-    storage: Storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
-    upstreams = Upstreams.connect(upstream.targets, tracer_provider.get_tracer("settlement"), 10)
-    servicer = build_servicer(storage, upstreams, None)
-    async with serving(settlement_settings, storage, registrar(servicer), tracer_provider) as ch:
+    """A settlement service with the demo policies, talking to the module's upstreams; it
+    follows filing's stream when the backend says so."""
+    async with AsyncExitStack() as stack:
+        storage: Storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
+        tracer = tracer_provider.get_tracer("settlement")
+        upstreams = Upstreams.connect(upstream.targets, tracer, 10)
+        stack.push_async_callback(upstreams.close)
+        follower = None
+        if backend[1]:
+            watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=60)
+            stack.push_async_callback(watch.close)
+            follower = FilingEnds(storage.sessions, watch, current_s=60)
+            following = asyncio.create_task(follower.run())
+            stack.callback(following.cancel)
+        servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
+        ch = await stack.enter_async_context(
+            serving(settlement_settings, storage, registrar(servicer), tracer_provider)
+        )
         stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
         await load_policies(stub, read_policies(upstream.policies_path))
+        for _ in range(200):
+            if follower is None or follower.current:
+                break
+            await asyncio.sleep(0.05)
+        assert follower is None or follower.current, "filing's stream was not followed in 10 s"
         yield stub
-    await upstreams.close()
