@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, MetaData, Table, bindparam, event, select, text
+from sqlalchemy import (
+    CursorResult,
+    MetaData,
+    Table,
+    bindparam,
+    event,
+    literal_column,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -166,6 +176,79 @@ def _locked_row_statement(
         index_elements=list(key), set_={key[0]: upsert.excluded[key[0]]}
     ).returning(*table.columns)
     return select(model).from_statement(upsert)
+
+
+@dataclass(frozen=True)
+class LockedRow:
+    """A row to find (or insert with `zero` values) and lock: see `locked_rows`."""
+
+    model: Any
+    key: dict[str, Any]
+    zero: dict[str, Any]
+
+
+async def locked_rows(session: AsyncSession, wanted: Sequence[LockedRow]) -> list[Any]:
+    """Each wanted row, inserted with its zero values when missing, locked until commit in the
+    order given; returned as new (transient) instances of the models holding the stored values.
+
+    On PostgreSQL one statement: upserts as in `locked_row`, each a data-modifying CTE whose row
+    source waits for the one before it, so the locks are taken in order as with one statement
+    per row (a round trip, 0.3-0.4 ms of CPU, fewer for each row after the first). Elsewhere
+    one `locked_row` each. The instances are not in the session: write their changes with
+    `write_rows`."""
+    if session.get_bind().dialect.name != "postgresql":
+        found = [await locked_row(session, row.model, row.key, row.zero) for row in wanted]
+        return [
+            row.model(**{column.key: getattr(instance, column.key) for column in _columns(row)})
+            for row, instance in zip(wanted, found, strict=True)
+        ]
+    shapes = tuple((row.model, tuple(row.key), tuple(row.zero)) for row in wanted)
+    parameters = {
+        f"r{index}_{name}": value
+        for index, row in enumerate(wanted)
+        for name, value in (*row.key.items(), *row.zero.items())
+    }
+    stored = (await session.execute(_locked_rows_statement(shapes), parameters)).one()._mapping
+    return [
+        row.model(**{column.key: stored[f"r{index}_{column.key}"] for column in _columns(row)})
+        for index, row in enumerate(wanted)
+    ]
+
+
+def _columns(row: LockedRow) -> Any:
+    return row.model.__table__.columns
+
+
+@functools.cache
+def _locked_rows_statement(shapes: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...]) -> Any:
+    """SELECT over one upsert CTE per (model, key columns, zero columns), each after the one
+    before (its row source asks that the previous CTE returned a row), with every column of each
+    as r<index>_<column>; values bound at execution as r<index>_<column>."""
+    previous = None
+    ctes = []
+    for index, (model, key, values) in enumerate(shapes):
+        table = model.__table__
+        columns = (*key, *values)
+        bound = [bindparam(f"r{index}_{name}", type_=table.c[name].type) for name in columns]
+        source = select(*bound)
+        if previous is not None:
+            source = source.where(select(literal_column("1")).select_from(previous).exists())
+        upsert = postgresql.insert(table).from_select(list(columns), source)
+        locking = upsert.on_conflict_do_update(
+            index_elements=list(key), set_={key[0]: upsert.excluded[key[0]]}
+        )
+        previous = locking.returning(*table.columns).cte(f"r{index}")
+        ctes.append((previous, table))
+    joined: Any = ctes[0][0]
+    for cte, _ in ctes[1:]:
+        joined = joined.join(cte, true())  # one row each: no condition to join on
+    return select(
+        *(
+            cte.c[column.key].label(f"r{index}_{column.key}")
+            for index, (cte, table) in enumerate(ctes)
+            for column in table.columns
+        )
+    ).select_from(joined)
 
 
 @dataclass(frozen=True)

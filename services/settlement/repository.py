@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import RowWrite, locked_row, upsert_constructor, write_rows
+from services.common.db import (
+    LockedRow,
+    RowWrite,
+    locked_row,
+    locked_rows,
+    upsert_constructor,
+    write_rows,
+)
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -229,13 +236,33 @@ class SettlementRepository:
             self._session,
             PersonYearRow,
             {"psn_no": psn_no, "insuplc_admdvs": insuplc_admdvs, "year": year},
-            {
-                "burden_fen": 0,
-                "critical_paid_fen": 0,
-                "assistance_paid_fen": 0,
-                "account_balance_fen": max(0, opening_balance_fen),
-            },
+            _opened_person_year(opening_balance_fen),
         )
+
+    async def accumulators(
+        self,
+        psn_no: str,
+        insuplc_admdvs: str,
+        year: int,
+        opening_balance_fen: int,
+        policy: tuple[str, int],
+    ) -> tuple[PersonYearRow, PolicyYearRow]:
+        """`person_year` and `policy_year` (policy = (policy_id, annual_cap_fen)) together, locked
+        in that order by one statement on PostgreSQL (the settling path); the rows are not in
+        the session, and their changes are written with `record_settlement`."""
+        person = {"psn_no": psn_no, "insuplc_admdvs": insuplc_admdvs, "year": year}
+        person_year, policy_year = await locked_rows(
+            self._session,
+            [
+                LockedRow(PersonYearRow, person, _opened_person_year(opening_balance_fen)),
+                LockedRow(
+                    PolicyYearRow,
+                    {**person, "policy_id": policy[0]},
+                    _opened_policy_year(policy[1]),
+                ),
+            ],
+        )
+        return person_year, policy_year
 
     async def policy_year(
         self, psn_no: str, insuplc_admdvs: str, year: int, policy_id: str, annual_cap_fen: int
@@ -250,7 +277,7 @@ class SettlementRepository:
                 "year": year,
                 "policy_id": policy_id,
             },
-            {"fund_paid_fen": 0, "inpatient_settlements": 0, "annual_cap_fen": annual_cap_fen},
+            _opened_policy_year(annual_cap_fen),
         )
 
     async def person_years(self, psn_no: str, year: int) -> list[PersonYearRow]:
@@ -301,6 +328,21 @@ class SettlementRepository:
             )
         ).one()
         return int(count), oldest
+
+
+def _opened_person_year(opening_balance_fen: int) -> dict[str, int]:
+    """A person's accumulators when the year's first settlement opens them."""
+    return {
+        "burden_fen": 0,
+        "critical_paid_fen": 0,
+        "assistance_paid_fen": 0,
+        "account_balance_fen": max(0, opening_balance_fen),
+    }
+
+
+def _opened_policy_year(annual_cap_fen: int) -> dict[str, int]:
+    """A policy's accumulators of a person when the year's first settlement opens them."""
+    return {"fund_paid_fen": 0, "inpatient_settlements": 0, "annual_cap_fen": annual_cap_fen}
 
 
 def _live_lines(selected: Any) -> Any:

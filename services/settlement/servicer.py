@@ -902,11 +902,12 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         policy_row = await self._policy_for(repository, visit)
         policy = policy_row.policy
         year = visit.begin_date.year
-        person_year = await repository.person_year(
-            visit.psn_no, visit.insuplc_admdvs, year, visit.balc_fen
-        )
-        policy_year = await repository.policy_year(
-            visit.psn_no, visit.insuplc_admdvs, year, policy_row.policy_id, policy.annual_cap_fen
+        person_year, policy_year = await repository.accumulators(
+            visit.psn_no,
+            visit.insuplc_admdvs,
+            year,
+            visit.balc_fen,
+            (policy_row.policy_id, policy.annual_cap_fen),
         )
         before = logic.YearToDate(
             fund_paid_fen=policy_year.fund_paid_fen,

@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.clearing.models import Base as ClearingBase
@@ -19,10 +19,12 @@ from services.clearing.models import PairSpendRow
 from services.clearing.server import MIGRATIONS_DIR as CLEARING_MIGRATIONS
 from services.common.db import (
     GrowingTables,
+    LockedRow,
     RowWrite,
     insert_missing,
     is_sqlite,
     locked_row,
+    locked_rows,
     make_autocommit_session_factory,
     make_engine,
     make_session_factory,
@@ -32,6 +34,8 @@ from services.common.migrations import current_revision, upgrade_to_head
 from services.identity.models import Base as IdentityBase
 from services.identity.models import PersonRow
 from services.identity.server import MIGRATIONS_DIR as IDENTITY_MIGRATIONS
+from services.settlement.models import Base as SettlementBase
+from services.settlement.models import PersonYearRow, PolicyYearRow
 
 
 async def test_migrations_bring_an_empty_database_to_head_and_are_idempotent(
@@ -156,6 +160,58 @@ async def test_locked_row_creates_a_missing_row_and_returns_an_existing_one_as_s
         assert (found.uncleared_fen, other.uncleared_fen) == (5, 9)
     finally:
         await engine.dispose()
+
+
+async def test_locked_rows_create_or_find_rows_of_two_tables_and_lock_both_in_one_statement(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    statements: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _count(_c: Connection, _cur: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    person = {"psn_no": "P1", "insuplc_admdvs": "131000", "year": 2026}
+    wanted = [
+        LockedRow(PersonYearRow, person, {**_ZERO_PERSON, "account_balance_fen": 700}),
+        LockedRow(
+            PolicyYearRow,
+            {**person, "policy_id": "POL"},
+            {"fund_paid_fen": 0, "inpatient_settlements": 0, "annual_cap_fen": 90_000},
+        ),
+    ]
+    try:
+        async with engine.begin() as connection:
+            tables = [SettlementBase.metadata.tables[m.__tablename__] for m in _ACCUMULATORS]
+            await connection.run_sync(SettlementBase.metadata.create_all, tables)
+        async with sessions.begin() as session:
+            statements.clear()
+            person_year, policy_year = await locked_rows(session, wanted)
+            upserts = [s for s in statements if "INSERT" in s]
+        assert (person_year.account_balance_fen, policy_year.annual_cap_fen) == (700, 90_000)
+        postgres = engine.dialect.name == "postgresql"
+        assert len(upserts) == (1 if postgres else 2)
+        async with sessions.begin() as session:
+            await session.execute(text("UPDATE policy_years SET fund_paid_fen = 1200"))
+        async with sessions.begin() as session:
+            person_year, policy_year = await locked_rows(session, wanted)
+            assert (type(person_year), type(policy_year)) == (PersonYearRow, PolicyYearRow)
+            assert (person_year.account_balance_fen, policy_year.fund_paid_fen) == (700, 1200)
+            if postgres:
+                # Both rows stay locked until this transaction ends: another cannot lock either.
+                for table in ("person_years", "policy_years"):
+                    async with sessions.begin() as other:
+                        await other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                        with pytest.raises(DBAPIError, match="lock timeout"):
+                            await other.execute(text(f"SELECT 1 FROM {table} FOR UPDATE"))
+    finally:
+        await engine.dispose()
+
+
+_ACCUMULATORS = (PersonYearRow, PolicyYearRow)
+_ZERO_PERSON = {"burden_fen": 0, "critical_paid_fen": 0, "assistance_paid_fen": 0}
 
 
 async def test_a_one_statement_write_in_an_autocommit_session_is_committed(
