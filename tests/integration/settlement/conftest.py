@@ -8,6 +8,7 @@ and catalogues plus the persons and filings below; each test gets its own settle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -222,12 +223,14 @@ async def settlement(
             watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=60)
             stack.push_async_callback(watch.close)
             follower = FilingEnds(storage.sessions, watch, current_s=60)
-            following = asyncio.create_task(follower.run())
-            stack.callback(following.cancel)
         servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
         ch = await stack.enter_async_context(
             serving(settlement_settings, storage, registrar(servicer), tracer_provider)
         )
+        if follower is not None:
+            # Stopped before the service and its storage close (the stack unwinds in reverse).
+            following = asyncio.create_task(follower.run())
+            stack.push_async_callback(_stopped, following)
         stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
         await load_policies(stub, read_policies(upstream.policies_path))
         for _ in range(200):
@@ -236,3 +239,9 @@ async def settlement(
             await asyncio.sleep(0.05)
         assert follower is None or follower.current, "filing's stream was not followed in 10 s"
         yield stub
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
