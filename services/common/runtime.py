@@ -7,7 +7,8 @@ shutdown. Nothing here is module-level state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,8 +105,12 @@ async def serve_until_stopped(
     storage: Storage,
     register: Registrar,
     provider: TracerProvider,
+    background: Sequence[asyncio.Task[None]] = (),
 ) -> None:
-    """Start the gRPC server, wait for SIGTERM/SIGINT, stop gracefully, close storage."""
+    """Start the gRPC server, wait for SIGTERM/SIGINT, stop gracefully, close storage.
+
+    `background` tasks (loops that call other services or use storage) are stopped first, at
+    the signal: the services they call may be stopping too, and the storage closes last."""
     running = await start_server(
         register,
         host=settings.grpc_host,
@@ -120,5 +125,15 @@ async def serve_until_stopped(
     try:
         await wait_for_stop_signal()
     finally:
+        await stop_tasks(background)
         await running.stop(settings.shutdown_grace_s)
         await storage.close()
+
+
+async def stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

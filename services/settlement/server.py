@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 from medsettle.settlement.v1 import (
@@ -14,7 +13,7 @@ from medsettle.settlement.v1 import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common.channels import make_channel
-from services.common.runtime import Storage, open_storage, serve_until_stopped
+from services.common.runtime import Storage, open_storage, serve_until_stopped, stop_tasks
 from services.common.server import Registrar
 from services.common.server import registrar as common_registrar
 from services.settlement.config import SettlementSettings
@@ -95,13 +94,9 @@ async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
     tasks = [asyncio.create_task(worker.run()) for worker in (relay, filing_ends) if worker]
     try:
         servicer = build_servicer(storage, upstreams, relay, figures, filing_ends)
-        await serve_until_stopped(settings, storage, registrar(servicer), provider)
+        await serve_until_stopped(settings, storage, registrar(servicer), provider, tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)  # already stopped, unless the server failed to start
         await upstreams.close()
         await clearing.close()
         await watch_channel.close()
