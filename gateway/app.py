@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +18,7 @@ from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
 from gateway.hospital import HOSPITAL_PATH, HospitalInterface
@@ -31,11 +31,6 @@ from services.common.tracing import current_trace_id
 
 _LOGGER = logging.getLogger(__name__)
 
-
-# An ASGI application's parts, as the ASGI specification defines them.
-_Scope = MutableMapping[str, Any]
-_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 AnswerMessage = Callable[[dict[str, str], AsyncIterator[bytes]], Awaitable[tuple[bytes, str]]]
 """(lowercased headers, body chunks) -> (response envelope, trace id): one hospital message."""
@@ -56,7 +51,7 @@ async def _bounded_body(headers: dict[str, str], chunks: AsyncIterator[bytes], l
     return b"".join(parts)
 
 
-async def _request_chunks(receive: _Receive) -> AsyncIterator[bytes]:
+async def _request_chunks(receive: Receive) -> AsyncIterator[bytes]:
     """An ASGI request's body, chunk by chunk, until its end or the client's disconnect."""
     while True:
         event = await receive()
@@ -81,7 +76,7 @@ class HospitalDoor:
         self.app = app
         self._answer = answer
 
-    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != HOSPITAL_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
