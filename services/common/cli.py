@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -22,6 +21,7 @@ from services.clearing.cli import add_clearing_commands
 from services.common.endpoints import EndpointsUnreadable, add_endpoints_argument, read_endpoints
 from services.common.log import configure_logging
 from services.common.mesh import Mesh, MeshConfig
+from services.common.runtime import stop_tasks
 from services.demo.bundle import SCALES, write_demo_bundle
 from services.loadgen import run_bench
 
@@ -232,9 +232,7 @@ async def _run_mesh(config: MeshConfig, demo: bool) -> int:
         start_task = asyncio.ensure_future(_start_mesh(mesh, demo))
         await asyncio.wait({stop_task, start_task}, return_when=asyncio.FIRST_COMPLETED)
         if not start_task.done():
-            start_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await start_task
+            await stop_tasks([start_task])
             _LOGGER.info("stop requested during start-up")
             return 0
         start_task.result()

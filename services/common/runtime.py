@@ -130,7 +130,7 @@ async def serve_until_stopped(
         await storage.close()
 
 
-async def stop_tasks(tasks: Sequence[asyncio.Task[None]]) -> None:
+async def stop_tasks(tasks: Sequence[asyncio.Future[Any]]) -> None:
     """Cancel the tasks and wait until each has ended."""
     for task in tasks:
         task.cancel()

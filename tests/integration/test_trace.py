@@ -12,7 +12,6 @@ the 1101 just before, whose trace reaches identity and its database. For the adm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -40,7 +39,7 @@ from services.clearing import server as clearing_server
 from services.clearing.config import ClearingSettings
 from services.common.channels import make_channel
 from services.common.ports import free_port_block
-from services.common.runtime import Storage, open_storage
+from services.common.runtime import Storage, open_storage, stop_tasks
 from services.common.server import Registrar, start_server
 from services.common.tracing import make_tracer_provider
 from services.demo.bundle import long_term_patients, write_demo_bundle
@@ -175,9 +174,7 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
             yield Traced(exporter, his, certno, name, gateway_settings.sqlalchemy_url())
         web.should_exit = True
         await web_task
-        relay_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
+        await stop_tasks([relay_task])
 
 
 def _trace(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:

@@ -8,7 +8,6 @@ and catalogues plus the persons and filings below; each test gets its own settle
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -29,7 +28,7 @@ from services.catalogue import server as catalogue_server
 from services.catalogue.config import CatalogueSettings
 from services.common.channels import make_channel
 from services.common.config import ServiceSettings
-from services.common.runtime import Storage, open_storage
+from services.common.runtime import Storage, open_storage, stop_tasks
 from services.common.server import start_server
 from services.common.tracing import make_tracer_provider
 from services.common.values import date_to_proto, today_in_china
@@ -230,7 +229,7 @@ async def settlement(
         if follower is not None:
             # Stopped before the service and its storage close (the stack unwinds in reverse).
             following = asyncio.create_task(follower.run())
-            stack.push_async_callback(_stopped, following)
+            stack.push_async_callback(stop_tasks, [following])
         stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
         await load_policies(stub, read_policies(upstream.policies_path))
         for _ in range(200):
@@ -239,9 +238,3 @@ async def settlement(
             await asyncio.sleep(0.05)
         assert follower is None or follower.current, "filing's stream was not followed in 10 s"
         yield stub
-
-
-async def _stopped(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

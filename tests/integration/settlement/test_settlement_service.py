@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Awaitable, Callable
@@ -22,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from services.common.channels import make_channel
-from services.common.runtime import open_storage
+from services.common.runtime import open_storage, stop_tasks
 from services.common.values import date_to_proto, money, today_in_china
 from services.settlement.bundle import load_policies, read_policies
 from services.settlement.config import SettlementSettings
@@ -725,9 +724,7 @@ async def test_a_settlement_takes_the_admission_filing_from_filing_s_stream_unti
             assert (settled.filing_id, asked_filing()) == (refiled.filing_id, asked + 1)
             await revoke(upstream, refiled)
     finally:
-        following.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await following
+        await stop_tasks([following])
         await upstreams.close()
         await watch.close()
         await storage.close()
