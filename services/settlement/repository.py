@@ -169,16 +169,15 @@ class SettlementRepository:
 
     async def settlement_and_visit(
         self, request_id: str, mdtrt_id: str
-    ) -> tuple[SettlementRow | None, VisitRow | None, bool]:
-        """The settlement a SettleVisit request_id made, the visit, and whether the visit's
-        admission filing is known to have ended: one statement, as the reads that start every
-        settling."""
+    ) -> tuple[SettlementRow | None, VisitRow | None]:
+        """The settlement a SettleVisit request_id made and the visit: one statement, as the
+        reads before a settling that asks filing."""
         found = (
             await self._session.execute(
                 _SETTLEMENT_AND_VISIT, {"request_id": request_id, "mdtrt_id": mdtrt_id}
             )
         ).one()
-        return found[0], found[1], found[2] is not None
+        return found[0], found[1]
 
     async def locked_visit_for_settling(
         self, request_id: str, mdtrt_id: str
@@ -372,11 +371,10 @@ _SETTLEMENT_BY_REQUEST = select(SettlementRow).where(
 )
 # Both rows may be missing, so both are outer-joined to a one-row selectable.
 _SETTLEMENT_AND_VISIT = (
-    select(SettlementRow, VisitRow, FilingEndRow.filing_id)
+    select(SettlementRow, VisitRow)
     .select_from(select(literal_column("1").label("one")).subquery())
     .outerjoin(SettlementRow, SettlementRow.request_id == bindparam("request_id"))
     .outerjoin(VisitRow, VisitRow.mdtrt_id == bindparam("mdtrt_id"))
-    .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
 )
 # Only the visit is locked (PostgreSQL locks no row of an outer join's nullable side).
 _VISIT_FOR_SETTLING = (

@@ -599,7 +599,8 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, request: settlement_service_pb2.PreSettleRequest, context: Context
     ) -> settlement_pb2.Settlement:
         _hospital(context)
-        stream_current = self._filing_stream_current()  # before the read: see SettleVisit
+        # Before the read, as in _settle_on_admission_filing.
+        stream_current = self._filing_stream_current()
         async with self._reads() as session:
             found, filing_ended = await SettlementRepository(session).visit_and_filing_ended(
                 request.mdtrt_id
@@ -668,19 +669,16 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
     async def _settle_asking_filing(
         self, request: Any, request_id: str, request_hash: str
     ) -> settlement_pb2.Settlement:
-        """Settle after asking filing (or trusting the stream, when current), holding no lock
-        across that call: the replay check and the visit's read run outside any transaction."""
-        stream_current = self._filing_stream_current()
+        """Settle after asking filing, holding no lock across that call: the replay check and
+        the visit's read run outside any transaction. (`_settle_on_admission_filing` has already
+        found that the admission filing cannot be used, or that the stream is not current.)"""
         async with self._reads() as session:
-            earlier, found, filing_ended = await SettlementRepository(session).settlement_and_visit(
+            earlier, found = await SettlementRepository(session).settlement_and_visit(
                 request_id, request.mdtrt_id
             )
         if earlier is not None:
             return _replayed_settlement(earlier, request_hash, request_id)
-        filing = await self._filing_for(
-            _owned_visit(found, request.mdtrt_id, request),
-            ended=filing_ended if stream_current else None,
-        )
+        filing = await self._filing_for(_owned_visit(found, request.mdtrt_id, request))
         async with self._sessions.begin() as session:
             repository = SettlementRepository(session)
             visit = await _visit(repository, request.mdtrt_id, request, lock=True)
@@ -827,7 +825,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
     def _filing_stream_current(self) -> bool:
         return self._filing_ends is not None and self._filing_ends.current
 
-    async def _filing_for(self, visit: VisitRow, *, ended: bool | None) -> EffectiveFiling | None:
+    async def _filing_for(
+        self, visit: VisitRow, *, ended: bool | None = None
+    ) -> EffectiveFiling | None:
         """The filing covering the visit now (a filing made after admission counts): the one
         found at admission when `ended` is False (read from this service's copy of filing's
         stream while that copy was current, filing_ends.py), else filing's answer."""
