@@ -19,20 +19,32 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def make_tracer_provider(service_name: str, exporter: SpanExporter | None = None) -> TracerProvider:
-    """A provider for one process; `exporter` (tests) is flushed synchronously on span end."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    """A provider for one process; `exporter` (tests) is flushed synchronously on span end.
+
+    With nowhere to send spans, a trace this process starts is not recorded: its spans still
+    carry valid trace and span ids (the gateway's trace id header, log lines, traceparent to the
+    next hop) but keep no names, attributes or timings that would be dropped anyway. Recording
+    them cost about 8 µs a span, 87 spans a visit (2% of the mesh's CPU). A trace sampled
+    upstream is still recorded."""
+    resource = Resource.create({"service.name": service_name})
     if exporter is not None:
+        provider = TracerProvider(resource=resource)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+        # The sampler is the SDK's default, or what OTEL_TRACES_SAMPLER names.
+        provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
     return provider
 
 
