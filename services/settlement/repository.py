@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,14 @@ from services.settlement.models import (
     SettlementRow,
     VisitRow,
 )
+
+
+class StoredLine(NamedTuple):
+    """What an upload needs of a line already stored: to tell a repeat from a change, and the
+    classification to answer it with."""
+
+    content_hash: str
+    classified: bytes
 
 
 class SettlementRepository:
@@ -122,6 +130,25 @@ class SettlementRepository:
     async def live_lines(self, mdtrt_id: str) -> list[FeeLineRow]:
         """The visit's live fee lines in upload order."""
         return list(await self._session.scalars(_LIVE_LINES, {"mdtrt_id": mdtrt_id}))
+
+    async def visit_and_stored_lines(
+        self, mdtrt_id: str, *, lock: bool = False
+    ) -> tuple[VisitRow | None, dict[str, StoredLine]]:
+        """The visit (locked until commit when asked) and its live lines by feedetl_sn: one
+        statement, where a visit and then its lines were two round trips of every upload."""
+        rows = (
+            await self._session.execute(
+                _VISIT_AND_LINES_LOCKED if lock else _VISIT_AND_LINES, {"mdtrt_id": mdtrt_id}
+            )
+        ).all()
+        if not rows:
+            return None, {}
+        stored = {
+            sn: StoredLine(content_hash, classified)
+            for _, sn, content_hash, classified in rows
+            if sn is not None
+        }
+        return rows[0][0], stored
 
     async def live_classified(self, mdtrt_id: str) -> list[bytes]:
         """The classified form (ClassifiedFee) of the visit's live lines, in upload order: all
@@ -390,6 +417,14 @@ _VISIT_AND_FILING_END = (
     .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
     .where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
 )
+# A visit with no live line is one row whose line columns are NULL. Only the visit is locked.
+_VISIT_AND_LINES = (
+    select(VisitRow, FeeLineRow.feedetl_sn, FeeLineRow.content_hash, FeeLineRow.classified)
+    .outerjoin(FeeLineRow, (FeeLineRow.mdtrt_id == VisitRow.mdtrt_id) & (FeeLineRow.status == LIVE))
+    .where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
+    .order_by(FeeLineRow.id)
+)
+_VISIT_AND_LINES_LOCKED = _VISIT_AND_LINES.with_for_update(of=VisitRow)
 _INSERT_FEE_LINES = insert(Base.metadata.tables[FeeLineRow.__tablename__])
 _LIVE_LINES = _live_lines(FeeLineRow)
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)

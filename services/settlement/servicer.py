@@ -66,7 +66,6 @@ from services.settlement.filing_ends import FilingEnds
 from services.settlement.models import (
     CANCELLED,
     LIVE,
-    FeeLineRow,
     OutboxRow,
     PersonYearRow,
     PolicyRow,
@@ -74,7 +73,7 @@ from services.settlement.models import (
     SettlementRow,
     VisitRow,
 )
-from services.settlement.repository import SettlementRepository
+from services.settlement.repository import SettlementRepository, StoredLine
 from services.settlement.upstreams import EffectiveFiling, Upstreams
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -255,11 +254,12 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         sessions: async_sessionmaker[AsyncSession],
         upstreams: Upstreams,
         on_ledger_event: Callable[[settlement_pb2.Settlement], None] = lambda _: None,
-        reads: async_sessionmaker[AsyncSession] | None = None,
+        autocommit: async_sessionmaker[AsyncSession] | None = None,
         filing_ends: FilingEnds | None = None,
     ) -> None:
         self._sessions = sessions
-        self._reads = reads or sessions  # the read-only lookups (services.common.db)
+        # Lookups and one-statement writes (services.common.db.make_autocommit_session_factory).
+        self._autocommit = autocommit or sessions
         self._upstreams = upstreams
         self._on_ledger_event = on_ledger_event
         self._filing_ends = filing_ends
@@ -317,7 +317,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
     ) -> settlement_service_pb2.ListPoliciesResponse:
         limit = page_size(request.page_size, 100, 1000)
         after = decode_page_token(request.page_token)
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             rows = await SettlementRepository(session).policy_page(
                 request.insuplc_admdvs, after, limit + 1
             )
@@ -337,7 +337,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         request_id = _request_id(request.request_id)
         begin = _check_admission(request)
         request_hash = request_fingerprint(request)
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             earlier = await SettlementRepository(session).visit_by_request(request_id)
         if earlier is not None:
             return _replayed_visit(earlier, request_hash, request_id)
@@ -400,33 +400,34 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             request_id=request_id,
             request_hash=request_hash,
         )
+        # One statement, no transaction around it: the unique indexes on request_id and on the
+        # open visit's number refuse a second admission (BEGIN, a read of the open visit and
+        # COMMIT were three round trips more).
         try:
-            async with self._sessions.begin() as session:
+            async with self._autocommit.begin() as session:
                 repository = SettlementRepository(session)
                 await self._policy_for(repository, row)
-                if await repository.open_visit_numbered(row.fixmedins_code, row.ipt_otp_no):
-                    raise VisitExists(
-                        f"{row.fixmedins_code} already has an open visit numbered {row.ipt_otp_no}",
-                        iptOtpNo=row.ipt_otp_no,
-                    )
                 await repository.add_visit(row)
         except IntegrityError:
-            # A concurrent admission with the same request_id or visit number committed first.
-            async with self._sessions() as session:
-                earlier = await SettlementRepository(session).visit_by_request(request_id)
-            if earlier is None:
-                raise VisitExists(
-                    f"{row.fixmedins_code} already has an open visit numbered {row.ipt_otp_no}",
-                    iptOtpNo=row.ipt_otp_no,
-                ) from None
-            return _replayed_visit(earlier, request_hash, request_id)
+            async with self._autocommit() as session:
+                repository = SettlementRepository(session)
+                earlier = await repository.visit_by_request(request_id)
+                numbered = await repository.open_visit_numbered(row.fixmedins_code, row.ipt_otp_no)
+            if earlier is not None:
+                return _replayed_visit(earlier, request_hash, request_id)
+            if numbered is None:
+                raise
+            raise VisitExists(
+                f"{row.fixmedins_code} already has an open visit numbered {row.ipt_otp_no}",
+                iptOtpNo=row.ipt_otp_no,
+            ) from None
         return visit_to_proto(row)
 
     async def GetVisit(
         self, request: settlement_service_pb2.GetVisitRequest, context: Context
     ) -> settlement_pb2.Visit:
         _hospital(context)
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             row = await _visit(SettlementRepository(session), request.mdtrt_id, request)
         return visit_to_proto(row)
 
@@ -436,7 +437,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         _check_med_type(request.med_type)
         _check_diagnoses(request.diagnoses)
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             visit = await _visit(SettlementRepository(session), request.mdtrt_id, request)
         if (request.med_type == logic.INPATIENT) != (visit.med_type == logic.INPATIENT):
             raise VisitInvalid(
@@ -521,11 +522,12 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         request_id = _request_id(request.request_id)
         _check_fee_lines(request.lines)
         hashes = {line.feedetl_sn: fingerprint(line) for line in request.lines}
-        async with self._reads() as session:
-            repository = SettlementRepository(session)
-            visit = await _visit(repository, request.mdtrt_id, request)
-            _require_open_unsettled(visit)
-            stored = {row.feedetl_sn: row for row in await repository.live_lines(visit.mdtrt_id)}
+        async with self._autocommit() as session:
+            found, stored = await SettlementRepository(session).visit_and_stored_lines(
+                request.mdtrt_id
+            )
+        visit = _owned_visit(found, request.mdtrt_id, request)
+        _require_open_unsettled(visit)
         _refuse_changed_lines(stored, hashes)
         new_lines = [line for line in request.lines if line.feedetl_sn not in stored]
         classified: dict[str, settlement_pb2.ClassifiedFee] = {}
@@ -538,9 +540,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         now = _now()
         async with self._sessions.begin() as session:
             repository = SettlementRepository(session)
-            visit = await _visit(repository, request.mdtrt_id, request, lock=True)
+            found, stored = await repository.visit_and_stored_lines(request.mdtrt_id, lock=True)
+            visit = _owned_visit(found, request.mdtrt_id, request)
             _require_open_unsettled(visit)
-            stored = {row.feedetl_sn: row for row in await repository.live_lines(visit.mdtrt_id)}
             _refuse_changed_lines(stored, hashes)
             fresh = []
             for line in new_lines:
@@ -601,7 +603,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _hospital(context)
         # Before the read, as in _settle_on_admission_filing.
         stream_current = self._filing_stream_current()
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             found, filing_ended = await SettlementRepository(session).visit_and_filing_ended(
                 request.mdtrt_id
             )
@@ -672,7 +674,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         """Settle after asking filing, holding no lock across that call: the replay check and
         the visit's read run outside any transaction. (`_settle_on_admission_filing` has already
         found that the admission filing cannot be used, or that the stream is not current.)"""
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             earlier, found = await SettlementRepository(session).settlement_and_visit(
                 request_id, request.mdtrt_id
             )
@@ -808,7 +810,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         self, setl_id: str, fixmedins_code: str, context: Context
     ) -> SettlementRow:
         caller = caller_from_metadata(context.invocation_metadata())
-        async with self._reads() as session:
+        async with self._autocommit() as session:
             repository = SettlementRepository(session)
             row = await repository.settlement(setl_id)
             visit = await repository.visit(row.mdtrt_id) if row else None
@@ -1080,7 +1082,7 @@ def _require_open_unsettled(visit: VisitRow) -> None:
         )
 
 
-def _refuse_changed_lines(stored: dict[str, FeeLineRow], hashes: dict[str, str]) -> None:
+def _refuse_changed_lines(stored: dict[str, StoredLine], hashes: dict[str, str]) -> None:
     for sn, content_hash in hashes.items():
         row = stored.get(sn)
         if row is not None and row.content_hash != content_hash:

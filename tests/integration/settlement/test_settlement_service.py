@@ -266,15 +266,7 @@ async def test_an_unknown_credential_is_reported_before_an_unknown_hospital(
 async def test_admission_is_idempotent_by_request_id(
     settlement: SettlementStub, upstream: Upstream
 ) -> None:
-    request = settlement_service_pb2.AdmitVisitRequest(
-        request_id="admit-twice",
-        fixmedins_code=BEIJING_HOSPITAL,
-        ipt_otp_no="ZY-TWICE",
-        credential_type=2,  # type: ignore[arg-type]
-        credential_no=certno_of(RETIREE, upstream),
-        med_type="21",
-        begin_date=date_to_proto(today_in_china()),
-    )
+    request = _inpatient_admission("admit-twice", "ZY-TWICE", upstream)
     first = await settlement.AdmitVisit(request, metadata=GATEWAY)
     again = await settlement.AdmitVisit(request, metadata=GATEWAY)
     assert first == again
@@ -288,6 +280,46 @@ async def test_admission_is_idempotent_by_request_id(
     assert await refusal(settlement.AdmitVisit(request, metadata=GATEWAY)) == (
         grpc.StatusCode.ALREADY_EXISTS,
         "VISIT_EXISTS",
+    )
+
+
+async def test_admissions_sent_at_once_make_one_visit_per_request_and_per_open_number(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    request = _inpatient_admission("admit-at-once", "ZY-AT-ONCE", upstream)
+    same = await asyncio.gather(
+        *(settlement.AdmitVisit(request, metadata=GATEWAY) for _ in range(6))
+    )
+    assert len({visit.mdtrt_id for visit in same}) == 1
+    others = [
+        settlement.AdmitVisit(
+            _inpatient_admission(f"admit-number-{n}", "ZY-ONE-NUMBER", upstream), metadata=GATEWAY
+        )
+        for n in range(6)
+    ]
+    outcomes = await asyncio.gather(*others, return_exceptions=True)
+    admitted = [o for o in outcomes if isinstance(o, settlement_pb2.Visit)]
+    assert len(admitted) == 1 and admitted[0].ipt_otp_no == "ZY-ONE-NUMBER"
+    refused = [await refusal(_raise(o)) for o in outcomes if isinstance(o, BaseException)]
+    assert refused == [(grpc.StatusCode.ALREADY_EXISTS, "VISIT_EXISTS")] * 5
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
+
+
+def _inpatient_admission(
+    request_id: str, ipt_otp_no: str, upstream: Upstream
+) -> settlement_service_pb2.AdmitVisitRequest:
+    """An inpatient admission of RETIREE at BEIJING_HOSPITAL, today."""
+    return settlement_service_pb2.AdmitVisitRequest(
+        request_id=request_id,
+        fixmedins_code=BEIJING_HOSPITAL,
+        ipt_otp_no=ipt_otp_no,
+        credential_type=2,  # type: ignore[arg-type]
+        credential_no=certno_of(RETIREE, upstream),
+        med_type="21",
+        begin_date=date_to_proto(today_in_china()),
     )
 
 
