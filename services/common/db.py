@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -101,16 +102,22 @@ def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 
 
 def make_autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions outside any transaction, for reads and for writes of one statement. On
-    PostgreSQL their statements run in autocommit: no BEGIN and COMMIT (or ROLLBACK) round trips,
-    which were half of a one-row lookup's database time. Nothing is lost: under READ COMMITTED
-    each statement takes its own snapshot even inside a transaction, and one statement is atomic
-    on its own. Use the ordinary sessions when statements must commit together or agree (a
-    lock). On SQLite these are the ordinary sessions, so a write must still be made inside
-    `factory.begin()` (which on PostgreSQL then begins nothing)."""
+    """Sessions outside any transaction, for reads and for writes of one statement (see
+    `autocommit_engine`)."""
+    return make_session_factory(autocommit_engine(engine))
+
+
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads and writes of one statement. On PostgreSQL its statements run in
+    autocommit: no BEGIN and COMMIT (or ROLLBACK) round trips, which were half of a one-row
+    lookup's database time. Nothing is lost: under READ COMMITTED each statement takes its own
+    snapshot even inside a transaction, and one statement is atomic on its own. Use ordinary
+    transactions when statements must commit together or agree (a lock). On SQLite this is the
+    engine itself, so a write must still be made inside `.begin()` (which on PostgreSQL then
+    begins nothing)."""
     if engine.dialect.name != "postgresql":
-        return make_session_factory(engine)
-    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def upsert_constructor(session: AsyncSession) -> Any:
@@ -122,14 +129,19 @@ def _dialect_insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-async def insert_missing(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:
+async def insert_missing(
+    executor: AsyncSession | AsyncConnection, model: type[Any], values: dict[str, Any]
+) -> bool:
     """Insert a row unless its key exists; True when this call inserted it.
 
     ON CONFLICT DO NOTHING on both backends, so a concurrent inserter never raises here: the
     loser sees False and reads the winner's row.
     """
-    statement = _insert_missing_statement(session.get_bind().dialect.name, model.__table__)
-    result = await session.execute(statement, values)
+    dialect = (
+        executor.get_bind().dialect if isinstance(executor, AsyncSession) else executor.dialect
+    )
+    statement = _insert_missing_statement(dialect.name, model.__table__)
+    result = await executor.execute(statement, values)
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
 

@@ -29,8 +29,9 @@ from gateway.models import (
     SessionRow,
 )
 from gateway.nonces import Nonces
-from gateway.repository import GatewayRepository
+from gateway.repository import GatewayRepository, MessageLog
 from gateway.upstreams import Upstreams
+from services.common.db import autocommit_engine
 from services.common.runtime import Storage, open_storage
 from services.common.tracing import make_tracer_provider
 from tests.conftest import REDIS_URL
@@ -97,19 +98,22 @@ async def test_a_nonce_is_accepted_once_and_forgotten_after_two_windows(storage:
 
 
 async def test_the_first_claim_of_a_msgid_wins_and_is_finished_once(storage: Storage) -> None:
-    async with storage.sessions.begin() as session:
-        first = await GatewayRepository(session).claim(message("a" * 64))
-    async with storage.sessions.begin() as session:
-        second = await GatewayRepository(session).claim(message("b" * 64))
+    messages = MessageLog(autocommit_engine(storage.engine))
+    first = await messages.claim(message("a" * 64))
+    second = await messages.claim(message("b" * 64))
     assert (first.request_hash, second.request_hash) == ("a" * 64, "a" * 64)
-    async with storage.sessions.begin() as session:
-        repository = GatewayRepository(session)
-        answered = "110000202611241030150123456789"
-        assert await repository.finish(first.fixmedins_code, first.msgid, b"answer", "S1", answered)
-        assert not await repository.finish(
-            first.fixmedins_code, first.msgid, b"other", "S2", "110000202611241030169999999999"
-        )
-        stored = await repository.message(first.fixmedins_code, first.msgid)
+    assert (second.state, second.request_body, second.trace_id) == (
+        PENDING,
+        first.request_body,
+        first.trace_id,
+    )
+    answered = "110000202611241030150123456789"
+    assert await messages.finish(first.fixmedins_code, first.msgid, b"answer", "S1", answered)
+    assert not await messages.finish(
+        first.fixmedins_code, first.msgid, b"other", "S2", "110000202611241030169999999999"
+    )
+    async with storage.sessions() as session:
+        stored = await GatewayRepository(session).message(first.fixmedins_code, first.msgid)
     assert stored is not None
     assert (stored.state, stored.response, stored.reference) == (DONE, b"answer", "S1")
     assert stored.inf_refmsgid == answered
@@ -118,11 +122,10 @@ async def test_the_first_claim_of_a_msgid_wins_and_is_finished_once(storage: Sto
 async def test_a_message_is_found_by_the_inf_refmsgid_of_its_answer_or_by_its_msgid(
     storage: Storage,
 ) -> None:
-    async with storage.sessions.begin() as session:
-        repository = GatewayRepository(session)
-        row = await repository.claim(message("a" * 64))
-        answered = "110000202611241030150123456789"
-        await repository.finish(row.fixmedins_code, row.msgid, b"answer", "S1", answered)
+    messages = MessageLog(autocommit_engine(storage.engine))
+    row = await messages.claim(message("a" * 64))
+    answered = "110000202611241030150123456789"
+    await messages.finish(row.fixmedins_code, row.msgid, b"answer", "S1", answered)
     async with storage.sessions() as session:
         repository = GatewayRepository(session)
         by_answer = await repository.find_message(answered)
@@ -265,15 +268,15 @@ async def test_a_message_the_platform_failed_to_record_may_be_sent_again_as_it_w
     hospital = _Hospital(storage)
     await hospital.sign_in()
     body, headers = hospital.person_query(), hospital.his.headers()
-    claim = GatewayRepository.claim
+    claim = MessageLog.claim
 
-    async def failing_claim(self: GatewayRepository, row: MessageRow) -> MessageRow:
+    async def failing_claim(self: MessageLog, row: MessageRow) -> MessageRow:
         raise ConnectionResetError("the database went away")
 
     try:
-        monkeypatch.setattr(GatewayRepository, "claim", failing_claim)
+        monkeypatch.setattr(MessageLog, "claim", failing_claim)
         assert (await hospital.send(body, headers)).startswith("the platform failed")
-        monkeypatch.setattr(GatewayRepository, "claim", claim)
+        monkeypatch.setattr(MessageLog, "claim", claim)
         # The same bytes with the same nonce: taken in, not refused as a replay.
         assert "identity did not answer" in await hospital.send(body, headers)
         assert (await hospital.send(body, headers)).startswith("x-tif-nonce")
