@@ -336,6 +336,9 @@ class ClearingRepository:
             select(year, row.insured_prov, row.treatment_prov, func.sum(_clearing_amount()))
             .where(row.cleared_period == period)
             .group_by(year, row.insured_prov, row.treatment_prov)
+            # Key order, as add_spends locks pairs: a close and a batch of events sharing two
+            # pairs then cannot each hold one and wait for the other.
+            .order_by(year, row.insured_prov, row.treatment_prov)
         )
         years = set()
         for year_text, insured, treatment, total in (await self._session.execute(query)).all():
