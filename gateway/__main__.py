@@ -7,6 +7,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.log import configure_logging
+from services.common.runtime import freeze_startup_objects
 from services.common.supervision import exit_with_parent
 from services.common.tracing import install_tracer_provider, make_tracer_provider
 
@@ -20,6 +21,7 @@ def main() -> None:
     provider = make_tracer_provider(settings.service_name)
     install_tracer_provider(provider)
     app = create_app(settings, provider)
+    freeze_startup_objects()
     try:
         uvicorn.run(
             app,
