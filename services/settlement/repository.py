@@ -132,15 +132,13 @@ class SettlementRepository:
         return list(await self._session.scalars(_LIVE_LINES, {"mdtrt_id": mdtrt_id}))
 
     async def visit_and_stored_lines(
-        self, mdtrt_id: str, *, lock: bool = False
+        self, mdtrt_id: str
     ) -> tuple[VisitRow | None, dict[str, StoredLine]]:
-        """The visit (locked until commit when asked) and its live lines by feedetl_sn: one
-        statement, where a visit and then its lines were two round trips of every upload."""
-        rows = (
-            await self._session.execute(
-                _VISIT_AND_LINES_LOCKED if lock else _VISIT_AND_LINES, {"mdtrt_id": mdtrt_id}
-            )
-        ).all()
+        """The visit and its live lines by feedetl_sn, in one statement: an upload's look
+        before classifying. Not for use under the visit's lock: lines committed while such a
+        statement waited for the lock would be missing (its join reads as of its start), so the
+        locked check reads them in a statement of their own (`stored_lines`)."""
+        rows = (await self._session.execute(_VISIT_AND_LINES, {"mdtrt_id": mdtrt_id})).all()
         if not rows:
             return None, {}
         stored = {
@@ -149,6 +147,11 @@ class SettlementRepository:
             if sn is not None
         }
         return rows[0][0], stored
+
+    async def stored_lines(self, mdtrt_id: str) -> dict[str, StoredLine]:
+        """The visit's live lines by feedetl_sn."""
+        rows = await self._session.execute(_STORED_LINES, {"mdtrt_id": mdtrt_id})
+        return {sn: StoredLine(content_hash, classified) for sn, content_hash, classified in rows}
 
     async def live_classified(self, mdtrt_id: str) -> list[bytes]:
         """The classified form (ClassifiedFee) of the visit's live lines, in upload order: all
@@ -374,10 +377,10 @@ def _opened_policy_year(annual_cap_fen: int) -> dict[str, int]:
     return {"fund_paid_fen": 0, "inpatient_settlements": 0, "annual_cap_fen": annual_cap_fen}
 
 
-def _live_lines(selected: Any) -> Any:
+def _live_lines(*selected: Any) -> Any:
     """SELECT `selected` of a visit's live fee lines (visit bound as mdtrt_id), in upload order."""
     return (
-        select(selected)
+        select(*selected)
         .where(FeeLineRow.mdtrt_id == bindparam("mdtrt_id"), FeeLineRow.status == LIVE)
         .order_by(FeeLineRow.id)
     )
@@ -417,14 +420,15 @@ _VISIT_AND_FILING_END = (
     .outerjoin(FilingEndRow, FilingEndRow.filing_id == VisitRow.filing_id)
     .where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
 )
-# A visit with no live line is one row whose line columns are NULL. Only the visit is locked.
+_STORED_LINE = (FeeLineRow.feedetl_sn, FeeLineRow.content_hash, FeeLineRow.classified)
+# A visit with no live line is one row whose line columns are NULL.
 _VISIT_AND_LINES = (
-    select(VisitRow, FeeLineRow.feedetl_sn, FeeLineRow.content_hash, FeeLineRow.classified)
+    select(VisitRow, *_STORED_LINE)
     .outerjoin(FeeLineRow, (FeeLineRow.mdtrt_id == VisitRow.mdtrt_id) & (FeeLineRow.status == LIVE))
     .where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
     .order_by(FeeLineRow.id)
 )
-_VISIT_AND_LINES_LOCKED = _VISIT_AND_LINES.with_for_update(of=VisitRow)
+_STORED_LINES = _live_lines(*_STORED_LINE)
 _INSERT_FEE_LINES = insert(Base.metadata.tables[FeeLineRow.__tablename__])
 _LIVE_LINES = _live_lines(FeeLineRow)
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)

@@ -540,9 +540,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         now = _now()
         async with self._sessions.begin() as session:
             repository = SettlementRepository(session)
-            found, stored = await repository.visit_and_stored_lines(request.mdtrt_id, lock=True)
-            visit = _owned_visit(found, request.mdtrt_id, request)
+            visit = await _visit(repository, request.mdtrt_id, request, lock=True)
             _require_open_unsettled(visit)
+            stored = await repository.stored_lines(visit.mdtrt_id)
             _refuse_changed_lines(stored, hashes)
             fresh = []
             for line in new_lines:

@@ -323,6 +323,25 @@ def _inpatient_admission(
     )
 
 
+async def test_the_same_upload_sent_at_once_stores_each_line_once_and_answers_all_alike(
+    settlement: SettlementStub, upstream: Upstream
+) -> None:
+    lines = [fee(str(n), "XD0000", 1_000 + n) for n in range(1, 41)]
+    for attempt in range(3):  # races are caught by chance: three visits, eight uploads each
+        visit = await admit(settlement, upstream, RETIREE)
+        answers = await asyncio.gather(*(upload(settlement, visit, *lines) for _ in range(8)))
+        assert all(answer == answers[0] for answer in answers)
+        amounts = [line.amount.amount_fen for line in answers[0].lines]
+        assert amounts == [1_000 + n for n in range(1, 41)]
+        # Each line is live once: cancelling all of them finds forty.
+        everything = settlement_service_pb2.CancelFeesRequest(
+            request_id=f"cancel-at-once-{attempt}",
+            mdtrt_id=visit.mdtrt_id,
+            fixmedins_code=BEIJING_HOSPITAL,
+        )
+        assert (await settlement.CancelFees(everything, metadata=GATEWAY)).cancelled_count == 40
+
+
 async def test_fee_lines_are_idempotent_by_serial_and_cancel_before_settlement(
     settlement: SettlementStub, upstream: Upstream
 ) -> None:
