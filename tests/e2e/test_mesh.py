@@ -26,6 +26,13 @@ pytestmark = pytest.mark.e2e
 in_mesh_loop = pytest.mark.asyncio(loop_scope="module")
 
 ROOT = Path(__file__).resolve().parents[2]
+# `python -m services.common`, with Ctrl-C raising KeyboardInterrupt even when this test runs in
+# a process that ignores SIGINT (started with `&` by a shell without job control): Python keeps
+# an inherited SIG_IGN, and the command would never see the signal the test sends.
+_WITH_CTRL_C = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('services.common', run_name='__main__', alter_sys=True)"
+)
 
 
 async def listed_services(target: str) -> set[str]:
@@ -189,8 +196,8 @@ def test_ctrl_c_ends_a_medsettle_command_with_status_130_and_no_traceback(tmp_pa
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "services.common",
+            "-c",
+            _WITH_CTRL_C,
             "demo-bundle",
             str(out_dir),
             "--scale",
@@ -206,6 +213,11 @@ def test_ctrl_c_ends_a_medsettle_command_with_status_130_and_no_traceback(tmp_pa
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
-    _, errors = process.communicate(timeout=30)
+    try:
+        _, errors = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
     assert process.returncode == 130
     assert errors.strip().splitlines()[-1] == "interrupted" and "Traceback" not in errors
