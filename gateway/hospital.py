@@ -366,10 +366,7 @@ class HospitalInterface:
             envelope.fixmedins_code, envelope.msgid, body, reference, refmsgid
         ):
             return body
-        async with self._autocommit() as session:
-            repository = GatewayRepository(session)
-            stored = await repository.message(envelope.fixmedins_code, envelope.msgid)
-        assert stored is not None
+        stored = await self._messages.stored(envelope.fixmedins_code, envelope.msgid)
         if stored.state == REVERSED:
             return self._refusal(
                 _NO_AREA,

@@ -98,12 +98,16 @@ class MessageLog:
         async with self._engine.begin() as connection:
             if await insert_missing(connection, MessageRow, values):
                 return row  # the usual case, a new msgid: no need to read back what was written
-            stored = (
-                await connection.execute(
-                    _MESSAGE, {"key_code": row.fixmedins_code, "key_msgid": row.msgid}
-                )
-            ).one()
-        return MessageRow(**stored._mapping)
+        return await self.stored(row.fixmedins_code, row.msgid)
+
+    async def stored(self, fixmedins_code: str, msgid: str) -> MessageRow:
+        """A message known to be stored, as it is now (a transient copy): what a claim or a
+        finish that lost to another request reads back."""
+        async with self._engine.connect() as connection:
+            found = await connection.execute(
+                _MESSAGE, {"key_code": fixmedins_code, "key_msgid": msgid}
+            )
+            return MessageRow(**found.one()._mapping)
 
     async def finish(
         self, fixmedins_code: str, msgid: str, response: bytes, reference: str, inf_refmsgid: str
