@@ -10,7 +10,20 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, event, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +35,7 @@ from services.common.db import (
     LockedRow,
     RowWrite,
     insert_missing,
+    insert_rows,
     is_sqlite,
     locked_row,
     locked_rows,
@@ -36,6 +50,8 @@ from services.identity.models import PersonRow
 from services.identity.server import MIGRATIONS_DIR as IDENTITY_MIGRATIONS
 from services.settlement.models import Base as SettlementBase
 from services.settlement.models import PersonYearRow, PolicyYearRow
+from services.settlement.repository import _LIVE_CLASSIFIED, _STORED_LINES, _VISIT_AND_LINES
+from services.settlement.server import MIGRATIONS_DIR as SETTLEMENT_MIGRATIONS
 
 
 async def test_migrations_bring_an_empty_database_to_head_and_are_idempotent(
@@ -137,6 +153,73 @@ async def test_row_writes_are_one_statement_on_postgresql_and_leave_nothing_to_f
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
         await engine.dispose()
+
+
+async def test_inserted_rows_keep_their_order_and_take_one_execution_on_postgresql(
+    database_url: str,
+) -> None:
+    metadata = MetaData()
+    lines = Table(
+        "lines",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("sn", String(30), nullable=False),
+        Column("amount_fen", BigInteger, nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("cancelled_at", DateTime(timezone=True)),
+    )
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    executions: list[bool] = []
+
+    def count(*args: Any) -> None:
+        if args[2].startswith("INSERT"):
+            executions.append(args[5])  # executemany
+
+    sent = [
+        {"sn": f"{n:03d}", "amount_fen": n * 101, "body": bytes([n, 0, 255]), "cancelled_at": None}
+        for n in (7, 3, 250, 1, 99)
+    ]
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        async with sessions.begin() as session:
+            await insert_rows(session, lines, sent)
+            await insert_rows(session, lines, [])
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+        async with sessions() as session:
+            stored = await session.execute(select(lines).order_by(lines.c.id))
+            rows = [row._mapping for row in stored]
+    finally:
+        await engine.dispose()
+    assert [row["sn"] for row in rows] == ["007", "003", "250", "001", "099"]
+    assert [row["amount_fen"] for row in rows] == [707, 303, 25250, 101, 9999]
+    assert rows[2]["body"] == bytes([250, 0, 255]) and rows[0]["cancelled_at"] is None
+    # PostgreSQL: one statement executed once (the columns as arrays); SQLite: one executemany.
+    assert executions == ([True] if is_sqlite(database_url) else [False])
+
+
+async def test_a_visits_live_lines_are_read_on_the_partial_index_by_a_generic_plan(
+    postgres_url: str,
+) -> None:
+    """The reads of live lines must not make PostgreSQL plan each execution anew: their generic
+    plan (what a prepared statement settles on) uses the partial index of live lines."""
+    engine = make_engine(postgres_url)
+    try:
+        await upgrade_to_head(engine, SETTLEMENT_MIGRATIONS, SettlementBase.metadata)
+        plans: list[str] = []
+        async with engine.connect() as connection:
+            await connection.execute(text("SET plan_cache_mode = force_generic_plan"))
+            for index, statement in enumerate((_STORED_LINES, _LIVE_CLASSIFIED, _VISIT_AND_LINES)):
+                compiled = statement.compile(dialect=engine.dialect)
+                await connection.exec_driver_sql(f"PREPARE read_{index} AS {compiled}")
+                explained = await connection.exec_driver_sql(f"EXPLAIN EXECUTE read_{index}('V1')")
+                plans.append("\n".join(line for (line,) in explained))
+    finally:
+        await engine.dispose()
+    for plan in plans:
+        assert "uq_fee_lines_live_sn" in plan, plan
 
 
 async def test_locked_row_creates_a_missing_row_and_returns_an_existing_one_as_stored(
