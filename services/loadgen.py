@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import grpc
+from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from gateway.credentials import issue_credentials
@@ -38,6 +39,9 @@ from services.demo.bundle import DemoPatient, long_term_patients
 from services.echo_chain import METHOD
 
 _CPU_SECONDS = re.compile(rb"^process_cpu_seconds_total (\S+)$", re.MULTILINE)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_THIS_MACHINE = {"127.0.0.1", "localhost", "::1", None}
+"""Hosts (None: a Unix socket) whose PostgreSQL runs here, where /proc shows its backends."""
 
 TRANSACTIONS = ("1101", "2401", "2301", "2304")
 _CODES = ("XD0000", "XD0001", "XD0002", "XD0003", "XS0003", "XC0000")
@@ -299,21 +303,70 @@ async def _cpu_seconds(
     return found
 
 
+def mesh_database_prefix(endpoints: dict[str, str]) -> str | None:
+    """The name prefix of the mesh's PostgreSQL databases (`medsettle_`) when they are on this
+    machine, else None (SQLite, or a server elsewhere whose processes this one cannot see)."""
+    url = make_url(endpoints.get("gateway_database", "sqlite://"))
+    if url.get_backend_name() != "postgresql" or url.host not in _THIS_MACHINE:
+        return None
+    name = url.database or ""
+    return name.removesuffix("gateway") if name.endswith("_gateway") else None
+
+
+def postgres_cpu_seconds(prefix: str, proc: Path = Path("/proc")) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving a database named `prefix...`, by
+    process id. A backend's title is `postgres: [cluster: ]user database client state`."""
+    found: dict[int, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres:") or not any(
+                word.startswith(prefix) for word in title.split()[1:]
+            ):
+                continue
+            # Fields after the command name, which is in parentheses and may hold spaces:
+            # utime and stime are the 12th and 13th of them (proc(5)), in clock ticks.
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended while being read
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return found
+
+
+def _postgres_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the backends spent between two readings; a backend that started in between
+    counts whole, one that ended in between is lost (the services' pools keep theirs open)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def _cpu_line(
-    before: dict[str, float], after: dict[str, float], own_s: float, settlements: int
+    before: dict[str, float],
+    after: dict[str, float],
+    own_s: float,
+    settlements: int,
+    postgres_s: float | None = None,
 ) -> str:
-    """CPU milliseconds per settlement of each mesh process over the measured phase, then this
-    load generator's own (`own_s` seconds), which takes its share of the same cores."""
+    """CPU milliseconds per settlement of each mesh process over the measured phase, then
+    PostgreSQL's for the mesh's databases (`postgres_s`, when it runs on this machine) and this
+    load generator's own (`own_s`), both of which take their share of the same cores."""
     spent = {
         name: (after[name] - before[name]) * 1000 / settlements
         for name in sorted(after)
         if name in before
     }
     parts = ", ".join(f"{name} {ms:.1f}" for name, ms in spent.items())
+    if postgres_s is None:
+        postgres = "PostgreSQL not on this machine or not used, Redis not counted"
+    else:
+        postgres = (
+            f"PostgreSQL {postgres_s * 1000 / settlements:.1f} for the mesh's databases, "
+            "Redis not counted"
+        )
     return (
         f"CPU per settlement (ms): {parts}; together {sum(spent.values()):.1f} "
-        f"(PostgreSQL and Redis not counted); this load generator "
-        f"{own_s * 1000 / settlements:.1f}"
+        f"({postgres}); this load generator {own_s * 1000 / settlements:.1f}"
     )
 
 
@@ -335,6 +388,7 @@ async def run_bench(
         by_hospital[patient.hospital].append(patient)
     chosen = dict(sorted(by_hospital.items(), key=lambda item: -len(item[1]))[:hospitals])
     tally = Tally()
+    database_prefix = mesh_database_prefix(endpoints)
     connector = aiohttp.TCPConnector(limit=max(concurrency, 16) * 2)
     async with aiohttp.ClientSession(
         endpoints["gateway"], connector=connector, timeout=aiohttp.ClientTimeout(total=30)
@@ -351,10 +405,12 @@ async def run_bench(
         if settle_only:
             prepared = await _prepare(visitors, chosen, concurrency=concurrency, visits=settle_only)
             cpu_before = await _cpu_seconds(client, endpoints)
+            postgres_before = postgres_cpu_seconds(database_prefix) if database_prefix else {}
             own_before = time.process_time()
             elapsed = await _settle_all(prepared, concurrency=concurrency)
         else:
             cpu_before = await _cpu_seconds(client, endpoints)
+            postgres_before = postgres_cpu_seconds(database_prefix) if database_prefix else {}
             own_before = time.process_time()
             started = time.perf_counter()
             await _drive(
@@ -362,6 +418,11 @@ async def run_bench(
             )
             elapsed = time.perf_counter() - started
         own_s = time.process_time() - own_before
+        postgres_s = (
+            _postgres_spent(postgres_before, postgres_cpu_seconds(database_prefix))
+            if database_prefix
+            else None
+        )
         cpu_after = await _cpu_seconds(client, endpoints)
     mode = f"rate {rate}/s" if rate > 0 else f"concurrency {concurrency}"
     if settle_only:
@@ -379,7 +440,7 @@ async def run_bench(
             f"  {infno}: {count:6d} calls  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p99 {p99:7.1f} ms"
         )
     if tally.visits and cpu_after:
-        print(_cpu_line(cpu_before, cpu_after, own_s, tally.visits))
+        print(_cpu_line(cpu_before, cpu_after, own_s, tally.visits, postgres_s))
     print(f"errors: {sum(tally.errors.values())}")
     for message, count in tally.errors.most_common(5):
         print(f"  {count:6d}  {message}")
