@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
+from services.common.coverage import covers, filing_covers
 from services.filing.errors import (
     FilingInvalid,
     FilingLocked,
@@ -101,19 +102,6 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def covers(dest_admdvs: str, treatment_admdvs: str) -> bool:
-    """Whether a destination includes a treatment area.
-
-    A province code (PP0000) covers the whole province, a city code (PPCC00) its districts and
-    counties (PPCCxx), any other code only itself.
-    """
-    if dest_admdvs.endswith("0000"):
-        return treatment_admdvs[:2] == dest_admdvs[:2]
-    if dest_admdvs.endswith("00"):
-        return treatment_admdvs[:4] == dest_admdvs[:4]
-    return treatment_admdvs == dest_admdvs
-
-
 def validate(new: NewFiling, today: dt.date) -> dt.date | None:
     """Check a new filing and return its end date (the temporary default filled in)."""
     if not new.psn_no or len(new.psn_no) > 30:
@@ -168,11 +156,8 @@ def check_changeable(
 
 def is_effective(filing: FilingRecord, treatment_admdvs: str, day: dt.date) -> bool:
     """Whether an active filing lets the person be settled in an area on a day."""
-    return (
-        filing.status is Status.ACTIVE
-        and covers(filing.dest_admdvs, treatment_admdvs)
-        and filing.begin_date <= day
-        and (filing.end_date is None or day <= filing.end_date)
+    return filing.status is Status.ACTIVE and filing_covers(
+        filing.dest_admdvs, filing.begin_date, filing.end_date, treatment_admdvs, day
     )
 
 

@@ -28,10 +28,11 @@ class SettlementSettings(ServiceSettings):
     relay_max_backoff_s: float = Field(default=60.0, gt=0)
     """Longest wait between two delivery attempts while clearing is down."""
     filing_ends_enabled: bool = True
-    """Follow filing's change stream (filing_ends.py): a settlement then uses the filing found at
-    admission without asking filing again, unless the stream has reported it ended."""
+    """Follow filing's change stream (filing_ends.py): an admission then finds the person's
+    filing in this service's copy, and a settlement uses the filing found at admission unless
+    the stream has reported it ended, neither asking filing."""
     filing_ends_current_s: float = Field(default=3.0, gt=0)
-    """How old the stream's last heartbeat may be for that; older, settlements ask filing."""
+    """How old the stream's last heartbeat may be for that; older, both ask filing."""
     filing_watch_s: float = Field(default=60.0, gt=0)
     """Deadline of one watch call; the next resumes where it ended."""
 

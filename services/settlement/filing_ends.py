@@ -1,16 +1,19 @@
-"""Which filings have ended since admission, as filing's change stream reports them.
+"""Which filings are live and which have ended, as filing's change stream reports them.
 
-A settlement needs the filing that covers the visit's admission date now. Admission found one
-and the visit keeps it (id and category); it stays the answer unless it has since been revoked
-or superseded. Settlement follows filing's change stream of every area (WatchFilings, with
-heartbeats) and records each filing that ends, so a settlement can use the visit's filing
-without asking filing again: one call fewer per settlement (docs/performance.md, eighth round).
+Settlement follows filing's change stream of every area (WatchFilings, with heartbeats) into its
+own database: each filing created, while it is live (followed_filings), and each filing that
+ends (filing_ends). An admission then finds the person's filing in that copy instead of asking
+filing (one call fewer per visit, docs/performance.md, eleventh round), and a settlement keeps
+using the visit's admission filing unless it has since ended (one call fewer per settlement,
+eighth round).
 
-It does so only while the stream is current: its last heartbeat, which says every change logged
+Both happen only while the stream is current: its last heartbeat, which says every change logged
 before it has been sent and recorded, is at most `filing_ends_current_s` old. Otherwise (filing
-down, the stream catching up after a restart) settlements ask filing, as they did before. A
-revocation therefore reaches settlements within about a second, or at once with one filing
-replica; before this, a revocation could also land between filing's answer and the commit.
+down, the stream catching up after a restart) admissions and settlements ask filing, as they did
+before; so does an admission whose person has no covering filing in the copy (one made a moment
+ago, or none). A revocation therefore reaches admissions and settlements within about a second,
+or at once with one filing replica; with filing asked, a revocation could also land between its
+answer and the commit.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from medsettle.filing.v1 import filing_pb2, filing_service_pb2, filing_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.callers import caller_metadata
+from services.common.categories import category_name
+from services.common.values import date_from_proto, optional_date
 from services.settlement.repository import SettlementRepository
 
 log = logging.getLogger(__name__)
@@ -35,7 +41,8 @@ _BATCH = 500
 
 
 class FilingEnds:
-    """Follows filing's change stream into this service's database; says whether it is current."""
+    """Follows filing's change stream into this service's database (live and ended filings);
+    says whether it is current."""
 
     def __init__(
         self,
@@ -87,6 +94,7 @@ class FilingEnds:
         request = filing_service_pb2.WatchFilingsRequest(
             dest_admdvs=EVERY_AREA, after_cursor=after, heartbeats=True
         )
+        created: dict[str, filing_pb2.Filing] = {}
         ended: dict[str, int] = {}
         unrecorded = 0
         async for change in self._filing.WatchFilings(
@@ -97,14 +105,36 @@ class FilingEnds:
                 unrecorded += 1
                 if change.change_type in _ENDS:
                     ended[change.filing.filing_id] = change.cursor
+                elif change.change_type == filing_pb2.FILING_CHANGE_TYPE_CREATED:
+                    created[change.filing.filing_id] = change.filing
                 if unrecorded < _BATCH:
                     continue
             if unrecorded:
-                await self._record(ended, change.cursor)
-                ended, unrecorded = {}, 0
+                await self._record(created, ended, change.cursor)
+                created, ended, unrecorded = {}, {}, 0
             if heartbeat:
                 self._heartbeat_at = self._clock()
 
-    async def _record(self, ended: dict[str, int], cursor: int) -> None:
+    async def _record(
+        self, created: dict[str, filing_pb2.Filing], ended: dict[str, int], cursor: int
+    ) -> None:
+        # A filing created and ended within one batch is only recorded as ended.
+        live = [
+            _followed(filing)
+            for filing_id, filing in created.items()
+            if filing_id not in ended and filing.status == filing_pb2.FILING_STATUS_ACTIVE
+        ]
         async with self._sessions.begin() as session:
-            await SettlementRepository(session).record_filing_ends(ended, cursor)
+            await SettlementRepository(session).record_filing_changes(live, ended, cursor)
+
+
+def _followed(filing: filing_pb2.Filing) -> dict[str, Any]:
+    """A reported filing as FollowedFilingRow values."""
+    return {
+        "filing_id": filing.filing_id,
+        "psn_no": filing.psn_no,
+        "category": category_name(filing.category),
+        "dest_admdvs": filing.dest_admdvs,
+        "begin_date": date_from_proto(filing.begin_date, "begin_date"),
+        "end_date": optional_date(filing, "end_date"),
+    }

@@ -292,6 +292,23 @@ class FilingEndRow(Base):
     """Position of the change in filing's log."""
 
 
+class FollowedFilingRow(Base):
+    """A live filing (created, not yet revoked or superseded) as filing's change stream reported
+    it: what an admission reads instead of asking filing while the stream is current
+    (filing_ends.py). Ended filings leave this table for `filing_ends`."""
+
+    __tablename__ = "followed_filings"
+
+    filing_id: Mapped[str] = mapped_column(String(21), primary_key=True)
+    psn_no: Mapped[str] = mapped_column(String(30), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    """Category name, as visits keep it: "referral", "retired_relocated", ..."""
+    dest_admdvs: Mapped[str] = mapped_column(String(6))
+    begin_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    """Last day of validity; None for a long-term filing."""
+
+
 class FilingFeedRow(Base):
     """How far filing's change stream has been followed (one row, id 1)."""
 

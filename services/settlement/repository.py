@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import (
@@ -26,6 +26,7 @@ from services.settlement.models import (
     FeeLineRow,
     FilingEndRow,
     FilingFeedRow,
+    FollowedFilingRow,
     OutboxRow,
     PersonYearRow,
     PolicyRow,
@@ -231,11 +232,19 @@ class SettlementRepository:
         cursor = await self._session.scalar(select(FilingFeedRow.cursor))
         return int(cursor or 0)
 
-    async def record_filing_ends(self, ends: dict[str, int], cursor: int) -> None:
-        """Keep ended filings (filing_id -> cursor) and the cursor read up to; replicas that
-        follow the stream side by side record the same rows, so both are idempotent."""
+    async def record_filing_changes(
+        self, live: Sequence[dict[str, Any]], ends: dict[str, int], cursor: int
+    ) -> None:
+        """Keep the live filings reported (FollowedFilingRow values), move ended ones
+        (filing_id -> cursor) from them to the ended, and the cursor read up to. Replicas that
+        follow the stream side by side record the same rows, so all of it is idempotent."""
         upsert = upsert_constructor(self._session)
+        if live:
+            await self._session.execute(upsert(FollowedFilingRow).on_conflict_do_nothing(), live)
         if ends:
+            await self._session.execute(
+                delete(FollowedFilingRow).where(FollowedFilingRow.filing_id.in_(list(ends)))
+            )
             await self._session.execute(
                 upsert(FilingEndRow).on_conflict_do_nothing(),
                 [{"filing_id": filing_id, "cursor": at} for filing_id, at in ends.items()],
@@ -248,6 +257,10 @@ class SettlementRepository:
                 where=FilingFeedRow.cursor < statement.excluded.cursor,
             )
         )
+
+    async def followed_filings(self, psn_no: str) -> list[FollowedFilingRow]:
+        """The person's live filings as filing's stream reported them."""
+        return list(await self._session.scalars(_FOLLOWED_FILINGS, {"psn_no": psn_no}))
 
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
         """The settlement a CancelSettlement request_id cancelled."""
@@ -392,6 +405,7 @@ def _live_lines(*selected: Any) -> Any:
 # Built once, their values bound at execution: the settling path's statements are then found
 # compiled in SQLAlchemy's cache without being built and hashed again on every call.
 _VISIT = select(VisitRow).where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
+_FOLLOWED_FILINGS = select(FollowedFilingRow).where(FollowedFilingRow.psn_no == bindparam("psn_no"))
 _VISIT_LOCKED = _VISIT.with_for_update()
 _VISIT_BY_REQUEST = select(VisitRow).where(VisitRow.request_id == bindparam("request_id"))
 _OPEN_VISIT_NUMBERED = select(VisitRow).where(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.awaiting import both
 from services.common.callers import Caller, caller_from_metadata
+from services.common.coverage import filing_covers
 from services.common.errors import InvalidArgument
 from services.common.fingerprint import fingerprint, request_fingerprint
 from services.common.paging import decode_page_token, encode_page_token, page_size
@@ -365,7 +366,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
                 f"{logic.MED_TYPES[request.med_type]} settlement",
                 medType=request.med_type,
             )
-        filing = await self._upstreams.effective_filing(person.psn_no, institution.admdvs, begin)
+        filing = await self._admission_filing(person.psn_no, institution.admdvs, begin)
         if filing is None and not request.emergency:
             raise FilingRequired(
                 f"person {person.psn_no} has no filing covering {institution.admdvs} on "
@@ -826,6 +827,27 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
 
     def _filing_stream_current(self) -> bool:
         return self._filing_ends is not None and self._filing_ends.current
+
+    async def _admission_filing(
+        self, psn_no: str, treatment_admdvs: str, day: dt.date
+    ) -> EffectiveFiling | None:
+        """The filing covering an admission: the person's one covering filing in this service's
+        copy of filing's live filings while that copy is current (filing_ends.py), else (no
+        copy, or none or several covering in it) filing's answer."""
+        if self._filing_stream_current():
+            async with self._autocommit() as session:
+                followed = await SettlementRepository(session).followed_filings(psn_no)
+            covering = [
+                row
+                for row in followed
+                if filing_covers(
+                    row.dest_admdvs, row.begin_date, row.end_date, treatment_admdvs, day
+                )
+            ]
+            if len(covering) == 1:
+                found = covering[0]
+                return EffectiveFiling(found.filing_id, found.category)
+        return await self._upstreams.effective_filing(psn_no, treatment_admdvs, day)
 
     async def _filing_for(
         self, visit: VisitRow, *, ended: bool | None = None

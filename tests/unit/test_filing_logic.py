@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from services.common.coverage import covers, filing_covers
 from services.filing import logic
 from services.filing.errors import (
     FilingInvalid,
@@ -60,7 +61,20 @@ def test_add_months_clamps_to_the_last_day(day: dt.date, months: int, expected: 
     ],
 )
 def test_destination_coverage(dest: str, area: str, covered: bool) -> None:
-    assert logic.covers(dest, area) is covered
+    assert covers(dest, area) is covered
+
+
+def test_a_filing_covers_its_destination_only_on_the_days_of_its_validity() -> None:
+    begin, end = dt.date(2026, 3, 1), dt.date(2026, 8, 31)
+    days = [begin - dt.timedelta(days=1), begin, end, end + dt.timedelta(days=1)]
+    assert [filing_covers("510100", begin, end, "510104", day) for day in days] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert filing_covers("510100", begin, None, "510104", dt.date(2031, 1, 1))  # long-term
+    assert not filing_covers("510100", begin, None, "510700", dt.date(2026, 5, 1))
 
 
 def test_temporary_filing_defaults_to_six_months_and_refuses_shorter() -> None:

@@ -26,7 +26,7 @@ from services.common.values import date_to_proto, money, today_in_china
 from services.settlement.bundle import load_policies, read_policies
 from services.settlement.config import SettlementSettings
 from services.settlement.filing_ends import FilingEnds
-from services.settlement.models import Base, FilingEndRow
+from services.settlement.models import Base, FilingEndRow, FollowedFilingRow, VisitRow
 from services.settlement.server import MIGRATIONS_DIR, build_servicer, registrar
 from services.settlement.upstreams import Upstreams
 from tests.harness import national, province, refusal, serving
@@ -696,6 +696,86 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within 10 s: {what}")
+
+
+async def test_an_admission_finds_its_filing_in_the_followed_copy_while_the_stream_is_current(
+    upstream: Upstream,
+    settlement_settings: SettlementSettings,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
+    tracer = tracer_provider.get_tracer("settlement")
+    upstreams = Upstreams.connect(upstream.targets, tracer, 10)
+    watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=1.0)
+    follower = FilingEnds(storage.sessions, watch, current_s=1.5)
+    following = asyncio.create_task(follower.run())
+    servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
+
+    def asked_filing() -> int:
+        return sum(
+            span.name == "FilingService/FindEffectiveFiling" and span.kind == SpanKind.CLIENT
+            for span in span_exporter.get_finished_spans()
+        )
+
+    async def copied(filing_id: str) -> bool:
+        async with storage.sessions() as session:
+            return await session.get(FollowedFilingRow, filing_id) is not None
+
+    async def current() -> bool:
+        return follower.current
+
+    try:
+        async with serving(
+            settlement_settings, storage, registrar(servicer), tracer_provider
+        ) as ch:
+            stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
+            await load_policies(stub, read_policies(upstream.policies_path))
+            retirees = await upstream.filing.FindEffectiveFiling(
+                filing_service_pb2.FindEffectiveFilingRequest(
+                    psn_no=RETIREE,
+                    treatment_admdvs="110105",
+                    date=date_to_proto(today_in_china()),
+                ),
+                metadata=national(),
+            )
+            await _until(current, "the stream is current")
+            # Filed before settlement started to follow: copied from the start of filing's log.
+            asked = asked_filing()
+            visit = await admit(stub, upstream, RETIREE)
+            assert (visit.filing_id, asked_filing()) == (retirees.filing_id, asked)
+
+            filed = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_REFERRAL)
+            await _until(lambda: copied(filed.filing_id), "the new filing is copied")
+            visit = await admit(stub, upstream, UNFILED)
+            assert (visit.filing_id, asked_filing()) == (filed.filing_id, asked)
+            async with storage.sessions() as session:
+                kept = await session.get(VisitRow, visit.mdtrt_id)
+            assert kept is not None and kept.filing_category == "referral"
+
+            # Revoked: gone from the copy, so filing is asked, and it has none either.
+            await revoke(upstream, filed)
+            await _until(
+                lambda: _not(copied(filed.filing_id)), "the revoked filing leaves the copy"
+            )
+            refused = await refusal(admit(stub, upstream, UNFILED))
+            assert (refused[1], asked_filing()) == ("FILING_REQUIRED", asked + 1)
+
+            # A stream that is not current is not trusted: filing is asked.
+            following.cancel()
+            await asyncio.sleep(1.6)
+            assert not follower.current
+            visit = await admit(stub, upstream, RETIREE)
+            assert (visit.filing_id, asked_filing()) == (retirees.filing_id, asked + 2)
+    finally:
+        await stop_tasks([following])
+        await upstreams.close()
+        await watch.close()
+        await storage.close()
+
+
+async def _not(condition: Awaitable[bool]) -> bool:
+    return not await condition
 
 
 async def test_a_settlement_takes_the_admission_filing_from_filing_s_stream_until_it_ends(
