@@ -14,7 +14,10 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     CursorResult,
+    Enum,
     MetaData,
+    Numeric,
+    String,
     Table,
     bindparam,
     event,
@@ -177,9 +180,22 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
 def _unnested_insert(table: Table, names: tuple[str, ...]) -> Any:
     """INSERT INTO table (names) SELECT * FROM unnest(one array per name): the arrays are
     bound as `names`. Their rows come out in array order, so serial keys follow it."""
-    arrays = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in names]
+    arrays = [
+        bindparam(name, type_=postgresql.ARRAY(_unbounded(table.c[name].type))) for name in names
+    ]
     unnested = func.unnest(*arrays).table_valued(*names).render_derived()
     return insert(table).from_select(list(names), select(*unnested.c))
+
+
+def _unbounded(column_type: Any) -> Any:
+    """The column's type without its length or precision, for the array an insert binds: an
+    explicit cast to VARCHAR(30) or NUMERIC(10, 2) would cut or round a value silently, where
+    the insert into the column refuses one that does not fit."""
+    if isinstance(column_type, String) and not isinstance(column_type, Enum):
+        return String()
+    if isinstance(column_type, Numeric):
+        return Numeric()
+    return column_type
 
 
 async def locked_row(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     event,
@@ -198,6 +200,39 @@ async def test_inserted_rows_keep_their_order_and_take_one_execution_on_postgres
     assert rows[2]["body"] == bytes([250, 0, 255]) and rows[0]["cancelled_at"] is None
     # PostgreSQL: one statement executed once (the columns as arrays); SQLite: one executemany.
     assert executions == ([True] if is_sqlite(database_url) else [False])
+
+
+async def test_inserted_rows_too_long_for_a_column_are_refused_not_cut_on_postgresql(
+    postgres_url: str,
+) -> None:
+    metadata = MetaData()
+    lines = Table(
+        "lines",
+        metadata,
+        Column("id", BigInteger, primary_key=True),
+        Column("sn", String(3), nullable=False),
+        Column("price", Numeric(6, 2), nullable=False),
+    )
+    engine = make_engine(postgres_url)
+    sessions = make_session_factory(engine)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        with pytest.raises(DBAPIError, match="too long"):
+            async with sessions.begin() as session:
+                rows = [{"sn": "abc", "price": Decimal("1.25")}, {"sn": "abcd", "price": 1}]
+                await insert_rows(session, lines, rows)
+        with pytest.raises(DBAPIError, match="overflow"):
+            async with sessions.begin() as session:
+                await insert_rows(session, lines, [{"sn": "abc", "price": Decimal("12345.6")}])
+        async with sessions.begin() as session:
+            await insert_rows(session, lines, [{"sn": "abc", "price": Decimal("1.255")}])
+        async with sessions() as session:
+            stored = (await session.execute(select(lines.c.sn, lines.c.price))).all()
+    finally:
+        await engine.dispose()
+    # Nothing of the refused inserts; the column's own rounding applies to what fits.
+    assert [tuple(row) for row in stored] == [("abc", Decimal("1.26"))]
 
 
 async def test_a_visits_live_lines_are_read_on_the_partial_index_by_a_generic_plan(
