@@ -71,12 +71,12 @@ class OutboxRelay:
         sessions: async_sessionmaker[AsyncSession],
         deliver: Deliver,
         *,
+        linger_s: float,
         batch: int = 100,
         lease_s: float = 30.0,
         base_backoff_s: float = 0.5,
         max_backoff_s: float = 60.0,
         idle_poll_s: float = 5.0,
-        linger_s: float = 0.1,
         backlog: Gauge | None = None,
         tracer: Tracer | None = None,
     ) -> None:

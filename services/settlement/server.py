@@ -73,6 +73,7 @@ async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
             storage.sessions,
             clearing_delivery(clearing),
             max_backoff_s=settings.relay_max_backoff_s,
+            linger_s=settings.relay_linger_s,
             backlog=figures.outbox_backlog,
             tracer=tracer,
         )

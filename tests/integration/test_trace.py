@@ -131,7 +131,10 @@ async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trac
         clearing_channel = make_channel(targets["clearing"], tracer=tracer, default_timeout_s=10)
         stack.push_async_callback(clearing_channel.close)
         relay = OutboxRelay(
-            settlement_storage.sessions, clearing_delivery(clearing_channel), tracer=tracer
+            settlement_storage.sessions,
+            clearing_delivery(clearing_channel),
+            linger_s=0.1,
+            tracer=tracer,
         )
         relay_task = asyncio.create_task(relay.run())
         targets["settlement"] = await _serve(

@@ -7,6 +7,7 @@ tests run the relay against the real clearing service.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from tests.integration.settlement.test_settlement_service import (
 if TYPE_CHECKING:
     from tests.integration.settlement.conftest import SettlementStub
 
+LINGER_S = 1.0
+"""The test relay's linger: long enough for three settlements on a slow machine."""
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
@@ -111,9 +114,12 @@ async def with_relay(
         f"127.0.0.1:{running.port}", tracer=tracer_provider.get_tracer("relay"), default_timeout_s=2
     )
     storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
+    # A long linger, so that settlements made one after another share a delivery (as the
+    # deployed 0.5 s does under load) even on a slow machine.
     relay = OutboxRelay(
         storage.sessions,
         clearing_delivery(channel),
+        linger_s=LINGER_S,
         base_backoff_s=0.05,
         max_backoff_s=0.2,
         idle_poll_s=0.2,
@@ -159,13 +165,39 @@ async def _settle_three(
     return settled
 
 
+async def test_settlements_committed_within_the_linger_reach_clearing_in_one_call(
+    with_relay: RelayedService, upstream: Upstream
+) -> None:
+    stub, clearing = with_relay.stub, with_relay.clearing
+    visits = []
+    for index in range(3):
+        visit = await admit(stub, upstream, RETIREE, med_type="11")
+        await upload(stub, visit, fee("1", "XD0000", 30_000 + index))
+        visits.append(visit)
+    await _drained(with_relay)
+    calls_before = len(clearing.calls)
+    started = time.monotonic()
+    settled = [
+        await stub.SettleVisit(settle_request(visit, f"l-{visit.mdtrt_id}"), metadata=GATEWAY)
+        for visit in visits
+    ]
+    assert time.monotonic() - started < LINGER_S, "the settlements took longer than the linger"
+    await _drained(with_relay)
+    # The first commit woke the relay; it waited, and the next two went with it.
+    assert clearing.calls[calls_before:] == [3]
+    assert {f"{s.setl_id}S" for s in settled} <= set(clearing.events)
+
+
 async def test_events_wait_while_clearing_is_down_then_arrive_exactly_once(
     with_relay: RelayedService, upstream: Upstream
 ) -> None:
     stub, clearing = with_relay.stub, with_relay.clearing
     clearing.down = True
     settled = await _settle_three(stub, upstream, 10_000, "o")
-    await asyncio.sleep(0.3)
+    for _ in range(200):
+        if clearing.refused:
+            break
+        await asyncio.sleep(0.05)
     assert clearing.refused >= 1 and clearing.events == {}
     assert await with_relay.backlog() == 3  # the counter kept settling; nothing is lost
 
