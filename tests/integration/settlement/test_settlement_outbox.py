@@ -177,13 +177,15 @@ async def test_settlements_committed_within_the_linger_reach_clearing_in_one_cal
     await _drained(with_relay)
     calls_before = len(clearing.calls)
     started = time.monotonic()
-    settled = [
-        await stub.SettleVisit(settle_request(visit, f"l-{visit.mdtrt_id}"), metadata=GATEWAY)
-        for visit in visits
-    ]
+    settled = await asyncio.gather(
+        *(
+            stub.SettleVisit(settle_request(visit, f"l-{visit.mdtrt_id}"), metadata=GATEWAY)
+            for visit in visits
+        )
+    )
     assert time.monotonic() - started < LINGER_S, "the settlements took longer than the linger"
     await _drained(with_relay)
-    # The first commit woke the relay; it waited, and the next two went with it.
+    # The first commit woke the relay; it waited, and the other two went with it.
     assert clearing.calls[calls_before:] == [3]
     assert {f"{s.setl_id}S" for s in settled} <= set(clearing.events)
 
