@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -21,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from services.common.channels import make_channel
-from services.common.runtime import open_storage, stop_tasks
+from services.common.runtime import Storage, open_storage, stop_tasks
 from services.common.values import date_to_proto, money, today_in_china
 from services.settlement.bundle import load_policies, read_policies
 from services.settlement.config import SettlementSettings
@@ -698,80 +700,110 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
     raise AssertionError(f"not within 10 s: {what}")
 
 
+@dataclass
+class _Following:
+    """A settlement service whose admissions and settlements follow filing's stream."""
+
+    stub: SettlementStub
+    storage: Storage
+    follower: FilingEnds
+    following: asyncio.Task[None]
+
+    async def current(self) -> bool:
+        return self.follower.current
+
+    async def has_row(self, model: type[Any], key: str) -> bool:
+        """Whether this service's database holds the row of `model` with primary key `key`."""
+        async with self.storage.sessions() as session:
+            return await session.get(model, key) is not None
+
+    async def stop_following(self) -> None:
+        """Stop following and wait until the stream is no longer current."""
+        self.following.cancel()
+        await asyncio.sleep(1.6)
+        assert not self.follower.current
+
+
+@asynccontextmanager
+async def _following_filing(
+    upstream: Upstream, settings: SettlementSettings, tracer_provider: TracerProvider
+) -> AsyncIterator[_Following]:
+    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    tracer = tracer_provider.get_tracer("settlement")
+    upstreams = Upstreams.connect(upstream.targets, tracer, 10)
+    # Watch calls of 1 s: the follower resumes across several of them during a test; the stream
+    # is current for 1.5 s after a heartbeat.
+    watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=1.0)
+    follower = FilingEnds(storage.sessions, watch, current_s=1.5)
+    following = asyncio.create_task(follower.run())
+    servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
+    try:
+        async with serving(settings, storage, registrar(servicer), tracer_provider) as ch:
+            stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
+            await load_policies(stub, read_policies(upstream.policies_path))
+            yield _Following(stub, storage, follower, following)
+    finally:
+        await stop_tasks([following])
+        await upstreams.close()
+        await watch.close()
+        await storage.close()
+
+
+def _asked_filing(span_exporter: InMemorySpanExporter) -> int:
+    """How many times settlement has asked filing for an effective filing so far."""
+    return sum(
+        span.name == "FilingService/FindEffectiveFiling" and span.kind == SpanKind.CLIENT
+        for span in span_exporter.get_finished_spans()
+    )
+
+
 async def test_an_admission_finds_its_filing_in_the_followed_copy_while_the_stream_is_current(
     upstream: Upstream,
     settlement_settings: SettlementSettings,
     tracer_provider: TracerProvider,
     span_exporter: InMemorySpanExporter,
 ) -> None:
-    storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
-    tracer = tracer_provider.get_tracer("settlement")
-    upstreams = Upstreams.connect(upstream.targets, tracer, 10)
-    watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=1.0)
-    follower = FilingEnds(storage.sessions, watch, current_s=1.5)
-    following = asyncio.create_task(follower.run())
-    servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
-
     def asked_filing() -> int:
-        return sum(
-            span.name == "FilingService/FindEffectiveFiling" and span.kind == SpanKind.CLIENT
-            for span in span_exporter.get_finished_spans()
+        return _asked_filing(span_exporter)
+
+    async with _following_filing(upstream, settlement_settings, tracer_provider) as service:
+        stub = service.stub
+
+        def copied(filing_id: str) -> Awaitable[bool]:
+            return service.has_row(FollowedFilingRow, filing_id)
+
+        retirees = await upstream.filing.FindEffectiveFiling(
+            filing_service_pb2.FindEffectiveFilingRequest(
+                psn_no=RETIREE,
+                treatment_admdvs="110105",
+                date=date_to_proto(today_in_china()),
+            ),
+            metadata=national(),
         )
+        await _until(service.current, "the stream is current")
+        # Filed before settlement started to follow: copied from the start of filing's log.
+        asked = asked_filing()
+        visit = await admit(stub, upstream, RETIREE)
+        assert (visit.filing_id, asked_filing()) == (retirees.filing_id, asked)
 
-    async def copied(filing_id: str) -> bool:
-        async with storage.sessions() as session:
-            return await session.get(FollowedFilingRow, filing_id) is not None
+        filed = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_REFERRAL)
+        await _until(lambda: copied(filed.filing_id), "the new filing is copied")
+        visit = await admit(stub, upstream, UNFILED)
+        assert (visit.filing_id, asked_filing()) == (filed.filing_id, asked)
+        async with service.storage.sessions() as session:
+            kept = await session.get(VisitRow, visit.mdtrt_id)
+        assert kept is not None and kept.filing_category == "referral"
 
-    async def current() -> bool:
-        return follower.current
+        # Revoked: gone from the copy, so filing is asked, and it has none either.
+        await revoke(upstream, filed)
+        await _until(lambda: _not(copied(filed.filing_id)), "the revoked filing leaves the copy")
+        refused = await refusal(admit(stub, upstream, UNFILED))
+        assert (refused[1], asked_filing()) == ("FILING_REQUIRED", asked + 1)
 
-    try:
-        async with serving(
-            settlement_settings, storage, registrar(servicer), tracer_provider
-        ) as ch:
-            stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
-            await load_policies(stub, read_policies(upstream.policies_path))
-            retirees = await upstream.filing.FindEffectiveFiling(
-                filing_service_pb2.FindEffectiveFilingRequest(
-                    psn_no=RETIREE,
-                    treatment_admdvs="110105",
-                    date=date_to_proto(today_in_china()),
-                ),
-                metadata=national(),
-            )
-            await _until(current, "the stream is current")
-            # Filed before settlement started to follow: copied from the start of filing's log.
-            asked = asked_filing()
-            visit = await admit(stub, upstream, RETIREE)
-            assert (visit.filing_id, asked_filing()) == (retirees.filing_id, asked)
-
-            filed = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_REFERRAL)
-            await _until(lambda: copied(filed.filing_id), "the new filing is copied")
-            visit = await admit(stub, upstream, UNFILED)
-            assert (visit.filing_id, asked_filing()) == (filed.filing_id, asked)
-            async with storage.sessions() as session:
-                kept = await session.get(VisitRow, visit.mdtrt_id)
-            assert kept is not None and kept.filing_category == "referral"
-
-            # Revoked: gone from the copy, so filing is asked, and it has none either.
-            await revoke(upstream, filed)
-            await _until(
-                lambda: _not(copied(filed.filing_id)), "the revoked filing leaves the copy"
-            )
-            refused = await refusal(admit(stub, upstream, UNFILED))
-            assert (refused[1], asked_filing()) == ("FILING_REQUIRED", asked + 1)
-
-            # A stream that is not current is not trusted: filing is asked.
-            following.cancel()
-            await asyncio.sleep(1.6)
-            assert not follower.current
-            visit = await admit(stub, upstream, RETIREE)
-            assert (visit.filing_id, asked_filing()) == (retirees.filing_id, asked + 2)
-    finally:
-        await stop_tasks([following])
-        await upstreams.close()
-        await watch.close()
-        await storage.close()
+        # A stream that is not current is not trusted: filing is asked.
+        await service.stop_following()
+        visit = await admit(stub, upstream, RETIREE)
+        assert (visit.filing_id, asked_filing()) == (retirees.filing_id, asked + 2)
 
 
 async def _not(condition: Awaitable[bool]) -> bool:
@@ -784,78 +816,48 @@ async def test_a_settlement_takes_the_admission_filing_from_filing_s_stream_unti
     tracer_provider: TracerProvider,
     span_exporter: InMemorySpanExporter,
 ) -> None:
-    storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
-    tracer = tracer_provider.get_tracer("settlement")
-    upstreams = Upstreams.connect(upstream.targets, tracer, 10)
-    # Watch calls of 1 s: the follower resumes across several of them during the test.
-    watch = make_channel(upstream.targets["filing"], tracer=tracer, default_timeout_s=1.0)
-    follower = FilingEnds(storage.sessions, watch, current_s=1.5)
-    following = asyncio.create_task(follower.run())
-    servicer = build_servicer(storage, upstreams, None, filing_ends=follower)
-
     def asked_filing() -> int:
-        return sum(
-            span.name == "FilingService/FindEffectiveFiling" and span.kind == SpanKind.CLIENT
-            for span in span_exporter.get_finished_spans()
+        return _asked_filing(span_exporter)
+
+    async with _following_filing(upstream, settlement_settings, tracer_provider) as service:
+        stub = service.stub
+        filed = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY)
+        first, second = [await admit(stub, upstream, UNFILED) for _ in range(2)]
+        for visit in (first, second):
+            await upload(stub, visit, fee("1", "XD0000", 10_000))
+
+        await _until(service.current, "the stream is current")
+        asked = asked_filing()
+        preview = await stub.PreSettle(
+            settlement_service_pb2.PreSettleRequest(
+                mdtrt_id=first.mdtrt_id, fixmedins_code=first.fixmedins_code
+            ),
+            metadata=GATEWAY,
         )
+        assert (preview.filing_id, asked_filing()) == (filed.filing_id, asked)
+        settled = await stub.SettleVisit(
+            settle_request(first, f"stream-s1-{next(_serial)}"), metadata=GATEWAY
+        )
+        assert (settled.filing_id, asked_filing()) == (filed.filing_id, asked)
 
-    async def recorded_end(filing_id: str) -> bool:
-        async with storage.sessions() as session:
-            return await session.get(FilingEndRow, filing_id) is not None
+        # Revoked after admission: recorded from the stream, then filing is asked again.
+        await revoke(upstream, filed)
+        await _until(
+            lambda: service.has_row(FilingEndRow, filed.filing_id), "the revocation is recorded"
+        )
+        refused = await refusal(
+            stub.SettleVisit(settle_request(second, f"stream-s2-{next(_serial)}"), metadata=GATEWAY)
+        )
+        assert (refused[1], asked_filing()) == ("FILING_REQUIRED", asked + 1)
 
-    try:
-        async with serving(
-            settlement_settings, storage, registrar(servicer), tracer_provider
-        ) as ch:
-            stub = settlement_service_pb2_grpc.SettlementServiceStub(ch)
-            await load_policies(stub, read_policies(upstream.policies_path))
-            filed = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY)
-            first, second = [await admit(stub, upstream, UNFILED) for _ in range(2)]
-            for visit in (first, second):
-                await upload(stub, visit, fee("1", "XD0000", 10_000))
-
-            async def current() -> bool:
-                return follower.current
-
-            await _until(current, "the stream is current")
-            asked = asked_filing()
-            preview = await stub.PreSettle(
-                settlement_service_pb2.PreSettleRequest(
-                    mdtrt_id=first.mdtrt_id, fixmedins_code=first.fixmedins_code
-                ),
-                metadata=GATEWAY,
-            )
-            assert (preview.filing_id, asked_filing()) == (filed.filing_id, asked)
-            settled = await stub.SettleVisit(
-                settle_request(first, f"stream-s1-{next(_serial)}"), metadata=GATEWAY
-            )
-            assert (settled.filing_id, asked_filing()) == (filed.filing_id, asked)
-
-            # Revoked after admission: recorded from the stream, then filing is asked again.
-            await revoke(upstream, filed)
-            await _until(lambda: recorded_end(filed.filing_id), "the revocation is recorded")
-            refused = await refusal(
-                stub.SettleVisit(
-                    settle_request(second, f"stream-s2-{next(_serial)}"), metadata=GATEWAY
-                )
-            )
-            assert (refused[1], asked_filing()) == ("FILING_REQUIRED", asked + 1)
-
-            # A stream that is not current is not trusted: filing is asked.
-            refiled = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY)
-            third = await admit(stub, upstream, UNFILED)
-            await upload(stub, third, fee("1", "XD0000", 10_000))
-            following.cancel()
-            await asyncio.sleep(1.6)
-            assert not follower.current
-            asked = asked_filing()
-            settled = await stub.SettleVisit(
-                settle_request(third, f"stream-s3-{next(_serial)}"), metadata=GATEWAY
-            )
-            assert (settled.filing_id, asked_filing()) == (refiled.filing_id, asked + 1)
-            await revoke(upstream, refiled)
-    finally:
-        await stop_tasks([following])
-        await upstreams.close()
-        await watch.close()
-        await storage.close()
+        # A stream that is not current is not trusted: filing is asked.
+        refiled = await file_unfiled(upstream, filing_pb2.FILING_CATEGORY_OTHER_TEMPORARY)
+        third = await admit(stub, upstream, UNFILED)
+        await upload(stub, third, fee("1", "XD0000", 10_000))
+        await service.stop_following()
+        asked = asked_filing()
+        settled = await stub.SettleVisit(
+            settle_request(third, f"stream-s3-{next(_serial)}"), metadata=GATEWAY
+        )
+        assert (settled.filing_id, asked_filing()) == (refiled.filing_id, asked + 1)
+        await revoke(upstream, refiled)
