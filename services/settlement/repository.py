@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, literal_column, select, update
@@ -127,10 +127,6 @@ class SettlementRepository:
         the ORM's bulk machinery (services.common.db.insert_rows)."""
         await insert_rows(self._session, _FEE_LINES, rows)
 
-    async def live_lines(self, mdtrt_id: str) -> list[FeeLineRow]:
-        """The visit's live fee lines in upload order."""
-        return list(await self._session.scalars(_LIVE_LINES, {"mdtrt_id": mdtrt_id}))
-
     async def visit_and_stored_lines(
         self, mdtrt_id: str
     ) -> tuple[VisitRow | None, dict[str, StoredLine]]:
@@ -141,17 +137,12 @@ class SettlementRepository:
         rows = (await self._session.execute(_VISIT_AND_LINES, {"mdtrt_id": mdtrt_id})).all()
         if not rows:
             return None, {}
-        stored = {
-            sn: StoredLine(content_hash, classified)
-            for _, sn, content_hash, classified in rows
-            if sn is not None
-        }
-        return rows[0][0], stored
+        return rows[0][0], _by_serial(row[1:] for row in rows if row[1] is not None)
 
     async def stored_lines(self, mdtrt_id: str) -> dict[str, StoredLine]:
-        """The visit's live lines by feedetl_sn."""
+        """The visit's live lines by feedetl_sn (empty when it has none)."""
         rows = await self._session.execute(_STORED_LINES, {"mdtrt_id": mdtrt_id})
-        return {sn: StoredLine(content_hash, classified) for sn, content_hash, classified in rows}
+        return _by_serial(rows)
 
     async def live_classified(self, mdtrt_id: str) -> list[bytes]:
         """The classified form (ClassifiedFee) of the visit's live lines, in upload order: all
@@ -372,6 +363,11 @@ class SettlementRepository:
         return int(count), oldest
 
 
+def _by_serial(rows: Iterable[Any]) -> dict[str, StoredLine]:
+    """Rows of `_STORED_LINE` (feedetl_sn, content_hash, classified) by feedetl_sn."""
+    return {sn: StoredLine(content_hash, classified) for sn, content_hash, classified in rows}
+
+
 def _opened_person_year(opening_balance_fen: int) -> dict[str, int]:
     """A person's accumulators when the year's first settlement opens them."""
     return {
@@ -405,7 +401,6 @@ def _live_lines(*selected: Any) -> Any:
 # Built once, their values bound at execution: the settling path's statements are then found
 # compiled in SQLAlchemy's cache without being built and hashed again on every call.
 _VISIT = select(VisitRow).where(VisitRow.mdtrt_id == bindparam("mdtrt_id"))
-_FOLLOWED_FILINGS = select(FollowedFilingRow).where(FollowedFilingRow.psn_no == bindparam("psn_no"))
 _VISIT_LOCKED = _VISIT.with_for_update()
 _VISIT_BY_REQUEST = select(VisitRow).where(VisitRow.request_id == bindparam("request_id"))
 _OPEN_VISIT_NUMBERED = select(VisitRow).where(
@@ -447,5 +442,5 @@ _VISIT_AND_LINES = (
 )
 _STORED_LINES = _live_lines(*_STORED_LINE)
 _FEE_LINES = Base.metadata.tables[FeeLineRow.__tablename__]
-_LIVE_LINES = _live_lines(FeeLineRow)
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)
+_FOLLOWED_FILINGS = select(FollowedFilingRow).where(FollowedFilingRow.psn_no == bindparam("psn_no"))

@@ -458,7 +458,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             repository = SettlementRepository(session)
             row = await _visit(repository, request.mdtrt_id, request, lock=True)
             _require_open_unsettled(row)
-            if row.med_type != request.med_type and await repository.live_lines(row.mdtrt_id):
+            if row.med_type != request.med_type and await repository.stored_lines(row.mdtrt_id):
                 raise VisitInvalid(
                     f"visit {row.mdtrt_id} has fee lines classified as med_type {row.med_type}; "
                     "cancel them before changing the medical type",
