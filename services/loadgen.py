@@ -326,16 +326,25 @@ def postgres_cpu_seconds(prefix: str, proc: Path = Path("/proc")) -> dict[int, f
                 word.startswith(prefix) for word in title.split()[1:]
             ):
                 continue
-            # Fields after the command name, which is in parentheses and may hold spaces:
-            # utime and stime are the 12th and 13th of them (proc(5)), in clock ticks.
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            found[int(entry.name)] = _stat_cpu_seconds(entry / "stat")
         except (FileNotFoundError, ProcessLookupError):
             continue  # ended while being read
-        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
     return found
 
 
-def _postgres_spent(before: dict[int, float], after: dict[int, float]) -> float:
+def process_cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
+    """CPU seconds (user and system) a process of this machine has spent so far."""
+    return _stat_cpu_seconds(proc / str(pid) / "stat")
+
+
+def _stat_cpu_seconds(stat: Path) -> float:
+    # Fields after the command name, which is in parentheses and may hold spaces: utime and
+    # stime are the 12th and 13th of them (proc(5)), in clock ticks.
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def postgres_spent(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds the backends spent between two readings; a backend that started in between
     counts whole, one that ended in between is lost (the services' pools keep theirs open)."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
@@ -419,7 +428,7 @@ async def run_bench(
             elapsed = time.perf_counter() - started
         own_s = time.process_time() - own_before
         postgres_s = (
-            _postgres_spent(postgres_before, postgres_cpu_seconds(database_prefix))
+            postgres_spent(postgres_before, postgres_cpu_seconds(database_prefix))
             if database_prefix
             else None
         )

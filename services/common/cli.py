@@ -24,6 +24,7 @@ from services.common.mesh import Mesh, MeshConfig
 from services.common.runtime import stop_tasks
 from services.demo.bundle import SCALES, write_demo_bundle
 from services.loadgen import run_bench
+from services.visit_floor import run_floor
 
 _LOGGER = logging.getLogger("medsettle")
 # The institution whose credentials `medsettle up --demo` issues and prints.
@@ -187,6 +188,33 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if tally.visits else 1
 
 
+def _add_floor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    floor = commands.add_parser(
+        "floor",
+        help="drive whole visits through the I/O skeleton of the mesh (no software): the floor",
+    )
+    floor.add_argument("--postgres-url", required=True, help="postgresql://user@host:port")
+    floor.add_argument("--redis-url", required=True, help="redis://host:port/db")
+    floor.add_argument("--concurrency", type=int, default=8, help="visits in flight (default 8)")
+    floor.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
+    floor.add_argument("--lines", type=int, default=50, help="fee lines per visit (default 50)")
+    floor.set_defaults(handler=_floor)
+
+
+def _floor(args: argparse.Namespace) -> int:
+    run = uvloop.run(
+        run_floor(
+            args.postgres_url,
+            args.redis_url,
+            concurrency=args.concurrency,
+            duration_s=args.duration,
+            lines=args.lines,
+        )
+    )
+    print(run.report(), flush=True)
+    return 0 if run.visits else 1
+
+
 def _print_report(report: LoadReport) -> None:
     for file_report in report.files:
         print(file_report.line(), flush=True)
@@ -270,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hospital_credentials(commands)
     add_clearing_commands(commands)
     _add_bench(commands)
+    _add_floor(commands)
     _add_demo_bundle(commands)
     _add_trace(commands)
     return parser

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.loadgen import mesh_database_prefix, postgres_cpu_seconds
+from services.loadgen import mesh_database_prefix, postgres_cpu_seconds, process_cpu_seconds
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -40,3 +40,8 @@ def test_only_backends_of_the_mesh_databases_are_counted_with_user_and_system_ti
     (tmp_path / "self").mkdir()
     found = postgres_cpu_seconds("medsettle_", tmp_path)
     assert found == {100: (1234 + 566) / TICKS, 101: 15 / TICKS}
+
+
+def test_a_process_cpu_is_its_user_and_system_time(tmp_path: Path) -> None:
+    _process(tmp_path, 200, "python -m services.visit_floor gateway", 300, 45)
+    assert process_cpu_seconds(200, tmp_path) == (300 + 45) / TICKS
