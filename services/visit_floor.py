@@ -20,20 +20,27 @@ Left out: the outbox relay and clearing (about 1 ms of a visit), filing's change
 the institution lookup (remembered for 5 s). Everything else a service does is left out too:
 SQLAlchemy (statements go to asyncpg directly), protobuf, interceptors, tracing, logging,
 metrics, signatures and the rules. What the mesh spends beyond this skeleton is its software.
+
+`--with LAYER` (LAYERS) puts one layer of that software back, the same code the services use,
+so that each layer's cost per visit can be read against the bare skeleton's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
+import re
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import asyncpg
@@ -41,9 +48,17 @@ import grpc
 import redis.asyncio as redis
 import uvicorn
 import uvloop
+from opentelemetry.trace import SpanKind, Tracer
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.common.channels import make_channel
+from services.common.db import autocommit_engine, make_engine
+from services.common.interceptors import ServerCallInterceptor
+from services.common.metrics import ProcessMetrics
 from services.common.ports import free_port_block
 from services.common.supervision import exit_with_parent
+from services.common.tracing import install_tracer_provider, make_tracer_provider, trace_database
 from services.loadgen import postgres_cpu_seconds, postgres_spent, process_cpu_seconds
 
 ROLES = ("identity", "catalogue", "settlement", "gateway")
@@ -75,63 +90,169 @@ CREATE TABLE outbox (id bigserial PRIMARY KEY, event bytea, delivered_at timesta
 """
 
 Handler = Callable[[bytes, Any], Awaitable[bytes]]
+Row = Mapping[Any, Any]
+# What can be added to the skeleton, one layer of the mesh's software at a time.
+LAYERS = {
+    "sqlalchemy": "statements through SQLAlchemy Core on the mesh's engine settings",
+    "telemetry": "the mesh's interceptors, spans (not recorded, no exporter), RPC metrics and "
+    "channel options",
+}
 
 
 def _raw(value: bytes) -> bytes:
     return value
 
 
-def _caller(channel: grpc.aio.Channel, method: str) -> Callable[[bytes], Awaitable[bytes]]:
-    call = channel.unary_unary(
-        f"/{_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
-    )
+class _Statements(Protocol):
+    """Where the skeleton's SQL runs: asyncpg directly, or SQLAlchemy (layer `sqlalchemy`)."""
 
-    async def invoke(request: bytes) -> bytes:
-        answer: bytes = await call(request, timeout=5)
-        return answer
+    async def rows(self, sql: str, *args: Any) -> Sequence[Row]: ...
 
-    return invoke
+    async def run(self, sql: str, *args: Any) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[_Statements]: ...
 
 
-async def _serve_grpc(port: int, handlers: dict[str, Handler]) -> None:
-    generic = grpc.method_handlers_generic_handler(
-        _SERVICE,
-        {
-            name: grpc.unary_unary_rpc_method_handler(
-                handler, request_deserializer=_raw, response_serializer=_raw
-            )
-            for name, handler in handlers.items()
-        },
-    )
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((generic,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+class _Asyncpg:
+    def __init__(self, pool: Any, connection: Any = None) -> None:
+        self._pool = pool
+        self._connection = connection
+
+    async def rows(self, sql: str, *args: Any) -> Sequence[Row]:
+        if self._connection is not None:
+            found: Sequence[Row] = await self._connection.fetch(sql, *args)
+            return found
+        async with self._pool.acquire() as connection:
+            found = await connection.fetch(sql, *args)
+            return found
+
+    async def run(self, sql: str, *args: Any) -> None:
+        if self._connection is not None:
+            await self._connection.execute(sql, *args)
+            return
+        async with self._pool.acquire() as connection:
+            await connection.execute(sql, *args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Statements]:
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield _Asyncpg(self._pool, connection)
+
+
+class _Sqlalchemy:
+    """Single statements on the autocommit engine, transactions on the engine, as the mesh."""
+
+    def __init__(self, engine: AsyncEngine, connection: AsyncConnection | None = None) -> None:
+        self._engine = engine
+        self._autocommit = autocommit_engine(engine)
+        self._connection = connection
+
+    async def rows(self, sql: str, *args: Any) -> Sequence[Row]:
+        if self._connection is not None:
+            result = await self._connection.execute(_text(sql), _named(args))
+            return result.mappings().all()
+        async with self._autocommit.connect() as connection:
+            result = await connection.execute(_text(sql), _named(args))
+            return result.mappings().all()
+
+    async def run(self, sql: str, *args: Any) -> None:
+        if self._connection is not None:
+            await self._connection.execute(_text(sql), _named(args))
+            return
+        async with self._autocommit.begin() as connection:
+            await connection.execute(_text(sql), _named(args))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Statements]:
+        async with self._engine.begin() as connection:
+            yield _Sqlalchemy(self._engine, connection)
+
+
+@functools.cache
+def _text(sql: str) -> TextClause:
+    """asyncpg's $1, $2 ... as SQLAlchemy's named parameters, built once per statement."""
+    return text(re.sub(r"\$(\d+)", r":p\1", sql))
+
+
+def _named(args: Sequence[Any]) -> dict[str, Any]:
+    return {f"p{index}": value for index, value in enumerate(args, start=1)}
 
 
 @dataclass(frozen=True)
 class _Wiring:
-    database_url: str
+    role: str
+    database_url: str  # postgresql://...
     redis_url: str
     key_prefix: str  # of the skeleton's Redis keys: its database's name
     ports: dict[str, int]
+    layers: frozenset[str]
 
-    def channel(self, role: str) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(f"127.0.0.1:{self.ports[role]}")
+    @functools.cached_property
+    def tracer(self) -> Tracer:
+        provider = make_tracer_provider(self.role)
+        if "telemetry" in self.layers:
+            install_tracer_provider(provider)
+        return provider.get_tracer(self.role)
+
+    async def statements(self) -> _Statements:
+        if "sqlalchemy" in self.layers:
+            url = self.database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+            engine = make_engine(url, pool_size=8)
+            if "telemetry" in self.layers:
+                trace_database(engine, self.tracer)
+            return _Sqlalchemy(engine)
+        return _Asyncpg(await asyncpg.create_pool(self.database_url, min_size=2, max_size=8))
+
+    def caller(self, role: str, method: str) -> Callable[[bytes], Awaitable[bytes]]:
+        target = f"127.0.0.1:{self.ports[role]}"
+        if "telemetry" in self.layers:
+            channel = make_channel(target, tracer=self.tracer, default_timeout_s=5)
+        else:
+            channel = grpc.aio.insecure_channel(target)
+        call = channel.unary_unary(
+            f"/{_SERVICE}/{method}", request_serializer=_raw, response_deserializer=_raw
+        )
+
+        async def invoke(request: bytes) -> bytes:
+            answer: bytes = await call(request, timeout=5)
+            return answer
+
+        return invoke
+
+    async def serve(self, handlers: dict[str, Handler]) -> None:
+        interceptors = (
+            [ServerCallInterceptor(self.tracer, "floor", ProcessMetrics(self.role))]
+            if "telemetry" in self.layers
+            else []
+        )
+        server = grpc.aio.server(interceptors=interceptors)
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    _SERVICE,
+                    {
+                        name: grpc.unary_unary_rpc_method_handler(
+                            handler, request_deserializer=_raw, response_serializer=_raw
+                        )
+                        for name, handler in handlers.items()
+                    },
+                ),
+            )
+        )
+        server.add_insecure_port(f"127.0.0.1:{self.ports[self.role]}")
+        await server.start()
+        await server.wait_for_termination()
 
 
 async def _identity(wiring: _Wiring) -> None:
-    pool = await asyncpg.create_pool(wiring.database_url, min_size=2, max_size=8)
+    database = await wiring.statements()
 
     async def person(request: bytes, context: Any) -> bytes:
-        async with pool.acquire() as connection:
-            row = await connection.fetchrow(
-                "SELECT psn_no, facts FROM persons WHERE certno = $1", json.loads(request)["certno"]
-            )
+        certno = json.loads(request)["certno"]
+        (row,) = await database.rows("SELECT psn_no, facts FROM persons WHERE certno = $1", certno)
         return json.dumps({"psn_no": row["psn_no"], "facts": row["facts"].hex()}).encode()
 
-    await _serve_grpc(wiring.ports["identity"], {"Person": person})
+    await wiring.serve({"Person": person})
 
 
 async def _catalogue(wiring: _Wiring) -> None:
@@ -143,56 +264,50 @@ async def _catalogue(wiring: _Wiring) -> None:
         items = await cache.mget(keys[: json.loads(request)["lines"]])
         return b"".join(item for item in items if isinstance(item, bytes))
 
-    await _serve_grpc(wiring.ports["catalogue"], {"Classify": classify})
+    await wiring.serve({"Classify": classify})
 
 
 async def _settlement(wiring: _Wiring) -> None:
-    pool = await asyncpg.create_pool(wiring.database_url, min_size=2, max_size=8)
-    verify = _caller(wiring.channel("identity"), "Person")
-    classify = _caller(wiring.channel("catalogue"), "Classify")
+    database = await wiring.statements()
+    verify = wiring.caller("identity", "Person")
+    classify = wiring.caller("catalogue", "Classify")
 
     async def admit(request: bytes, context: Any) -> bytes:
         message = json.loads(request)
-        async with pool.acquire() as connection:
-            await connection.fetchrow(
-                "SELECT * FROM visits WHERE request_id = $1", message["msgid"]
-            )
+        await database.rows("SELECT * FROM visits WHERE request_id = $1", message["msgid"])
         person = json.loads(await verify(request))
-        async with pool.acquire() as connection:
-            await connection.fetch("SELECT * FROM filings WHERE psn_no = $1", person["psn_no"])
-            await connection.execute(
-                "INSERT INTO visits VALUES ($1, $2, $3, 1, $4, NULL)",
-                message["mdtrt_id"],
-                message["msgid"],
-                person["psn_no"],
-                secrets.token_bytes(400),
-            )
+        await database.rows("SELECT * FROM filings WHERE psn_no = $1", person["psn_no"])
+        await database.run(
+            "INSERT INTO visits VALUES ($1, $2, $3, 1, $4, NULL)",
+            message["mdtrt_id"],
+            message["msgid"],
+            person["psn_no"],
+            secrets.token_bytes(400),
+        )
         return _padded({"mdtrt_id": message["mdtrt_id"]}, _SIZES["2401"][1] // 2)
 
     async def upload(request: bytes, context: Any) -> bytes:
         message = json.loads(request)
         mdtrt_id, count = message["mdtrt_id"], len(message["lines"])
-        async with pool.acquire() as connection:
-            await connection.fetch(
-                "SELECT v.mdtrt_id, f.feedetl_sn, f.content_hash FROM visits v "
-                "LEFT JOIN fee_lines f ON f.mdtrt_id = v.mdtrt_id AND f.status = 1 "
-                "WHERE v.mdtrt_id = $1",
-                mdtrt_id,
-            )
+        await database.rows(
+            "SELECT v.mdtrt_id, f.feedetl_sn, f.content_hash FROM visits v "
+            "LEFT JOIN fee_lines f ON f.mdtrt_id = v.mdtrt_id AND f.status = 1 "
+            "WHERE v.mdtrt_id = $1",
+            mdtrt_id,
+        )
         classified = await classify(json.dumps({"lines": count}).encode())
         line = classified[:_CLASSIFIED_LINE]
-        async with pool.acquire() as connection, connection.transaction():
-            await connection.fetchrow(
-                "SELECT * FROM visits WHERE mdtrt_id = $1 FOR UPDATE", mdtrt_id
-            )
-            await connection.fetch(
+        async with database.transaction() as transaction:
+            await transaction.rows("SELECT * FROM visits WHERE mdtrt_id = $1 FOR UPDATE", mdtrt_id)
+            await transaction.rows(
                 "SELECT feedetl_sn, content_hash FROM fee_lines WHERE mdtrt_id = $1 AND status = 1",
                 mdtrt_id,
             )
-            await connection.execute(
+            await transaction.run(
                 "INSERT INTO fee_lines (mdtrt_id, feedetl_sn, status, content_hash, classified, "
-                "amount_fen) SELECT $1, sn, 1, hash, line, fen FROM unnest($2::varchar[], "
-                "$3::varchar[], $4::bytea[], $5::bigint[]) AS t(sn, hash, line, fen)",
+                "amount_fen) SELECT $1, sn, 1, hash, line, fen FROM unnest(CAST($2 AS varchar[]), "
+                "CAST($3 AS varchar[]), CAST($4 AS bytea[]), CAST($5 AS bigint[])) "
+                "AS t(sn, hash, line, fen)",
                 mdtrt_id,
                 [item["feedetl_sn"] for item in message["lines"]],
                 ["0" * 64] * count,
@@ -203,39 +318,36 @@ async def _settlement(wiring: _Wiring) -> None:
 
     async def settle(request: bytes, context: Any) -> bytes:
         mdtrt_id = json.loads(request)["mdtrt_id"]
-        async with pool.acquire() as connection:
-            await connection.fetchrow("SELECT * FROM settlements WHERE mdtrt_id = $1", mdtrt_id)
-            async with connection.transaction():
-                visit = await connection.fetchrow(
-                    "SELECT * FROM visits WHERE mdtrt_id = $1 FOR UPDATE", mdtrt_id
-                )
-                lines = await connection.fetch(
-                    "SELECT classified FROM fee_lines WHERE mdtrt_id = $1 AND status = 1", mdtrt_id
-                )
-                await connection.fetch(
-                    "SELECT * FROM person_years WHERE psn_no = $1 AND year = 2026 FOR UPDATE",
-                    visit["psn_no"],
-                )
-                await connection.execute(
-                    "INSERT INTO person_years VALUES ($1, 2026, 0) ON CONFLICT DO NOTHING",
-                    visit["psn_no"],
-                )
-                setl_id = secrets.token_hex(15)
-                await connection.execute(
-                    "WITH year AS (UPDATE person_years SET burden_fen = burden_fen + 1 "
-                    "WHERE psn_no = $1 AND year = 2026), visit AS (UPDATE visits SET "
-                    "setl_id = $3, status = 2 WHERE mdtrt_id = $2), event AS (INSERT INTO "
-                    "outbox (event) VALUES ($4)) INSERT INTO settlements VALUES ($3, $2, $4)",
-                    visit["psn_no"],
-                    mdtrt_id,
-                    setl_id,
-                    secrets.token_bytes(600),
-                )
+        await database.rows("SELECT * FROM settlements WHERE mdtrt_id = $1", mdtrt_id)
+        async with database.transaction() as transaction:
+            (visit,) = await transaction.rows(
+                "SELECT * FROM visits WHERE mdtrt_id = $1 FOR UPDATE", mdtrt_id
+            )
+            lines = await transaction.rows(
+                "SELECT classified FROM fee_lines WHERE mdtrt_id = $1 AND status = 1", mdtrt_id
+            )
+            await transaction.rows(
+                "SELECT * FROM person_years WHERE psn_no = $1 AND year = 2026 FOR UPDATE",
+                visit["psn_no"],
+            )
+            await transaction.run(
+                "INSERT INTO person_years VALUES ($1, 2026, 0) ON CONFLICT DO NOTHING",
+                visit["psn_no"],
+            )
+            setl_id = secrets.token_hex(15)
+            await transaction.run(
+                "WITH year AS (UPDATE person_years SET burden_fen = burden_fen + 1 "
+                "WHERE psn_no = $1 AND year = 2026), visit AS (UPDATE visits SET "
+                "setl_id = $3, status = 2 WHERE mdtrt_id = $2), event AS (INSERT INTO "
+                "outbox (event) VALUES ($4)) INSERT INTO settlements VALUES ($3, $2, $4)",
+                visit["psn_no"],
+                mdtrt_id,
+                setl_id,
+                secrets.token_bytes(600),
+            )
         return _padded({"setl_id": setl_id, "lines": len(lines)}, _SIZES["2304"][1] // 2)
 
-    await _serve_grpc(
-        wiring.ports["settlement"], {"Admit": admit, "Upload": upload, "Settle": settle}
-    )
+    await wiring.serve({"Admit": admit, "Upload": upload, "Settle": settle})
 
 
 def _padded(fields: dict[str, Any], size: int) -> bytes:
@@ -244,15 +356,37 @@ def _padded(fields: dict[str, Any], size: int) -> bytes:
 
 
 async def _gateway(wiring: _Wiring) -> None:
-    pool = await asyncpg.create_pool(wiring.database_url, min_size=2, max_size=8)
+    database = await wiring.statements()
     cache = redis.Redis.from_url(wiring.redis_url)
-    settlement = wiring.channel("settlement")
     upstream = {
-        "1101": _caller(wiring.channel("identity"), "Person"),
-        "2401": _caller(settlement, "Admit"),
-        "2301": _caller(settlement, "Upload"),
-        "2304": _caller(settlement, "Settle"),
+        "1101": wiring.caller("identity", "Person"),
+        "2401": wiring.caller("settlement", "Admit"),
+        "2301": wiring.caller("settlement", "Upload"),
+        "2304": wiring.caller("settlement", "Settle"),
     }
+    tracer = wiring.tracer
+
+    async def answer(body: bytes) -> bytes:
+        message = json.loads(body)
+        infno, msgid = message["infno"], message["msgid"]
+        await cache.set(f"{wiring.key_prefix}:nonce:{msgid}", "1", nx=True, ex=600)
+        await database.run(
+            "INSERT INTO messages VALUES ('H1', $1, $2, 0, $3, NULL, now()) ON CONFLICT DO NOTHING",
+            msgid,
+            infno,
+            body,
+        )
+        output = await upstream[infno](body)
+        encoded = json.dumps(
+            {"infcode": 0, "inf_refmsgid": msgid, "output": output.decode()}
+        ).encode()
+        await database.run(
+            "UPDATE messages SET state = 1, response = $2 "
+            "WHERE fixmedins_code = 'H1' AND msgid = $1 AND state = 0",
+            msgid,
+            encoded,
+        )
+        return encoded
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -263,27 +397,11 @@ async def _gateway(wiring: _Wiring) -> None:
             part = await receive()
             body += part.get("body", b"")
             more = part.get("more_body", False)
-        message = json.loads(body)
-        infno, msgid = message["infno"], message["msgid"]
-        await cache.set(f"{wiring.key_prefix}:nonce:{msgid}", "1", nx=True, ex=600)
-        async with pool.acquire() as connection:
-            await connection.execute(
-                "INSERT INTO messages VALUES ('H1', $1, $2, 0, $3, NULL, now()) "
-                "ON CONFLICT DO NOTHING",
-                msgid,
-                infno,
-                body,
-            )
-        output = await upstream[infno](body)
-        answer = json.dumps({"infcode": 0, "inf_refmsgid": msgid, "output": output.decode()})
-        encoded = answer.encode()
-        async with pool.acquire() as connection:
-            await connection.execute(
-                "UPDATE messages SET state = 1, response = $2 "
-                "WHERE fixmedins_code = 'H1' AND msgid = $1 AND state = 0",
-                msgid,
-                encoded,
-            )
+        if "telemetry" in wiring.layers:
+            with tracer.start_as_current_span("gateway", kind=SpanKind.SERVER):
+                encoded = await answer(body)
+        else:
+            encoded = await answer(body)
         await send(
             {
                 "type": "http.response.start",
@@ -321,13 +439,15 @@ class FloorRun:
     visits: int
     seconds: float
     cpu_ms_per_visit: dict[str, float]  # each role, "postgres" and "load generator"
+    layers: frozenset[str]
 
     def report(self) -> str:
         """The lines `medsettle floor` prints."""
         parts = ", ".join(f"{name} {ms:.1f}" for name, ms in self.cpu_ms_per_visit.items())
         total = sum(self.cpu_ms_per_visit.values())
+        added = " + ".join(sorted(self.layers)) or "no software"
         return (
-            f"visit floor: {self.visits} visits in {self.seconds:.1f} s = "
+            f"visit floor ({added}): {self.visits} visits in {self.seconds:.1f} s = "
             f"{self.visits / self.seconds:.1f}/s\n"
             f"CPU per visit (ms): {parts}; together {total:.1f}"
         )
@@ -337,8 +457,8 @@ async def _prepare_database(postgres_url: str, redis_url: str, database: str) ->
     """Create the skeleton's database afresh with its patients; its URL."""
     admin = await asyncpg.connect(f"{postgres_url.rstrip('/')}/postgres")
     try:
-        await admin.execute(f'DROP database IF EXISTS "{database}" WITH (FORCE)')
-        await admin.execute(f'CREATE database "{database}"')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{database}"')
     finally:
         await admin.close()
     database_url = f"{postgres_url.rstrip('/')}/{database}"
@@ -369,7 +489,7 @@ async def _prepare_database(postgres_url: str, redis_url: str, database: str) ->
 async def _drop_database(postgres_url: str, redis_url: str, database: str) -> None:
     admin = await asyncpg.connect(f"{postgres_url.rstrip('/')}/postgres")
     try:
-        await admin.execute(f'DROP database IF EXISTS "{database}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await admin.close()
     cache = redis.Redis.from_url(redis_url)
@@ -441,10 +561,14 @@ async def run_floor(
     concurrency: int,
     duration_s: float,
     lines: int = 50,
+    layers: frozenset[str] = frozenset(),
     database: str = DATABASE,
 ) -> FloorRun:
-    """Start the skeleton, drive it, stop it and drop its database (`database`, which also
-    prefixes its Redis keys)."""
+    """Start the skeleton with these of LAYERS, drive it, stop it and drop its database
+    (`database`, which also prefixes its Redis keys)."""
+    unknown = layers - LAYERS.keys()
+    if unknown:
+        raise ValueError(f"unknown layers {sorted(unknown)}; known: {sorted(LAYERS)}")
     database_url = await _prepare_database(postgres_url, redis_url, database)
     base = free_port_block(len(ROLES))
     ports = {role: base + index for index, role in enumerate(ROLES)}
@@ -465,6 +589,7 @@ async def run_floor(
                     database,
                     "--ports",
                     json.dumps(ports),
+                    *(f"--with={layer}" for layer in sorted(layers)),
                 ]
             )
         # One untimed visit first, so that every process has started and connected.
@@ -488,7 +613,7 @@ async def run_floor(
             process.wait(timeout=10)
         await _drop_database(postgres_url, redis_url, database)
     per_visit = {name: 1000 * value / max(visits, 1) for name, value in spent.items()}
-    return FloorRun(visits, seconds, per_visit)
+    return FloorRun(visits, seconds, per_visit, layers)
 
 
 def main() -> None:
@@ -499,9 +624,19 @@ def main() -> None:
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--key-prefix", required=True)
     parser.add_argument("--ports", required=True, help="JSON: role -> port")
+    parser.add_argument(
+        "--with", dest="layers", action="append", choices=sorted(LAYERS), default=[]
+    )
     args = parser.parse_args()
     exit_with_parent()
-    wiring = _Wiring(args.database_url, args.redis_url, args.key_prefix, json.loads(args.ports))
+    wiring = _Wiring(
+        args.role,
+        args.database_url,
+        args.redis_url,
+        args.key_prefix,
+        json.loads(args.ports),
+        frozenset(args.layers),
+    )
     uvloop.run(_ROLE_MAINS[args.role](wiring))
 
 

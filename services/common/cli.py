@@ -24,6 +24,7 @@ from services.common.mesh import Mesh, MeshConfig
 from services.common.runtime import stop_tasks
 from services.demo.bundle import SCALES, write_demo_bundle
 from services.loadgen import run_bench
+from services.visit_floor import LAYERS as FLOOR_LAYERS
 from services.visit_floor import run_floor
 
 _LOGGER = logging.getLogger("medsettle")
@@ -198,6 +199,15 @@ def _add_floor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     floor.add_argument("--concurrency", type=int, default=8, help="visits in flight (default 8)")
     floor.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     floor.add_argument("--lines", type=int, default=50, help="fee lines per visit (default 50)")
+    floor.add_argument(
+        "--with",
+        dest="layers",
+        action="append",
+        choices=sorted(FLOOR_LAYERS),
+        default=[],
+        help="add a layer of the mesh's software: "
+        + "; ".join(f"{name}: {what}" for name, what in FLOOR_LAYERS.items()),
+    )
     floor.set_defaults(handler=_floor)
 
 
@@ -209,6 +219,7 @@ def _floor(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             duration_s=args.duration,
             lines=args.lines,
+            layers=frozenset(args.layers),
         )
     )
     print(run.report(), flush=True)

@@ -31,7 +31,7 @@ async def test_the_skeleton_completes_visits_and_counts_every_process_then_drops
     # Every process did work for each visit: a process that answered nothing would spend ~0.
     assert all(ms > 0 for ms in run.cpu_ms_per_visit.values())
     report = run.report()
-    assert report.startswith(f"visit floor: {run.visits} visits in ")
+    assert report.startswith(f"visit floor (no software): {run.visits} visits in ")
     assert "CPU per visit (ms): identity " in report
     admin = await asyncpg.connect(f"{POSTGRES_SERVER}/postgres")
     try:
@@ -43,3 +43,26 @@ async def test_the_skeleton_completes_visits_and_counts_every_process_then_drops
         assert [key async for key in cache.scan_iter(f"{database}:*")] == []
     finally:
         await cache.aclose()
+
+
+async def test_layers_of_the_mesh_software_can_be_added_and_an_unknown_one_is_refused() -> None:
+    database = f"medsettle_test_floor_{uuid.uuid4().hex[:12]}"
+    run = await run_floor(
+        POSTGRES_SERVER,
+        REDIS_URL,
+        concurrency=2,
+        duration_s=1.0,
+        lines=10,
+        layers=frozenset({"sqlalchemy", "telemetry"}),
+        database=database,
+    )
+    assert run.visits > 0
+    assert run.report().startswith("visit floor (sqlalchemy + telemetry): ")
+    with pytest.raises(ValueError, match="unknown layers \\['protobuf'\\]"):
+        await run_floor(
+            POSTGRES_SERVER,
+            REDIS_URL,
+            concurrency=1,
+            duration_s=0.1,
+            layers=frozenset({"protobuf"}),
+        )
