@@ -168,6 +168,11 @@ class _Sqlalchemy:
             yield _Sqlalchemy(self._engine, connection)
 
 
+async def _keep_session(connection: Any) -> None:
+    """A connection goes back to the pool as it is: by default asyncpg resets its session on
+    release (RESET ALL and more), a round trip the mesh's pool (SQLAlchemy's) does not make."""
+
+
 @functools.cache
 def _text(sql: str) -> TextClause:
     """asyncpg's $1, $2 ... as SQLAlchemy's named parameters, built once per statement."""
@@ -201,7 +206,10 @@ class _Wiring:
             if "telemetry" in self.layers:
                 trace_database(engine, self.tracer)
             return _Sqlalchemy(engine)
-        return _Asyncpg(await asyncpg.create_pool(self.database_url, min_size=2, max_size=8))
+        pool = await asyncpg.create_pool(
+            self.database_url, min_size=2, max_size=8, reset=_keep_session
+        )
+        return _Asyncpg(pool)
 
     def caller(self, role: str, method: str) -> Callable[[bytes], Awaitable[bytes]]:
         target = f"127.0.0.1:{self.ports[role]}"
