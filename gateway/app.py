@@ -118,7 +118,11 @@ def create_app(settings: GatewaySettings, provider: TracerProvider) -> HospitalD
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage = await open_storage(
-            settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer("gateway")
+            settings,
+            Base.metadata,
+            MIGRATIONS_DIR,
+            provider.get_tracer("gateway"),
+            driver_pool_size=settings.message_pool_size,
         )
         upstreams = Upstreams(
             settings.targets(), provider.get_tracer("gateway"), settings.request_timeout_s

@@ -43,6 +43,9 @@ class GatewaySettings(ProcessSettings):
     (gateway.persons); 0 keeps none."""
     recent_persons: int = Field(default=10_000, gt=0)
     """Most persons kept at once (the least recently used go first)."""
+    message_pool_size: int = Field(default=10, gt=0)
+    """PostgreSQL connections for the claim and the answer every message writes, run on asyncpg
+    directly (services.common.driver), beside the 10 (up to 20) of the SQLAlchemy engine."""
 
     def targets(self) -> dict[str, str]:
         """Upstream name -> gRPC address."""

@@ -108,7 +108,7 @@ class HospitalInterface:
         self._sessions = storage.sessions
         # One-statement writes and lookups: no BEGIN / COMMIT round trips on PostgreSQL.
         self._autocommit = storage.autocommit
-        self._messages = MessageLog(autocommit_engine(storage.engine))
+        self._messages = MessageLog(autocommit_engine(storage.engine), storage.driver)
         self._nonces = Nonces(storage.cache, storage.autocommit, 2 * settings.timestamp_window_s)
         self._upstreams = upstreams
         self._persons = RecentPersons(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gateway.models import DONE, PENDING, Base, CredentialRow, MessageRow, NonceRow, SessionRow
 from services.common.db import insert_missing
+from services.common.driver import DriverPool, DriverStatement
 
 
 class GatewayRepository:
@@ -85,19 +87,24 @@ class GatewayRepository:
 
 class MessageLog:
     """The two writes every hospital message makes: its claim when it arrives and its answer
-    when it is final. Each is one statement on a connection of its own, without an ORM session
-    around it: 0.65 instead of 0.9 ms of CPU for the pair, on PostgreSQL."""
+    when it is final. Each is one statement in autocommit: on PostgreSQL run on asyncpg
+    directly (`driver`, services.common.driver), elsewhere on a SQLAlchemy connection."""
 
-    def __init__(self, autocommit: AsyncEngine) -> None:
+    def __init__(self, autocommit: AsyncEngine, driver: DriverPool | None = None) -> None:
         self._engine = autocommit  # services.common.db.autocommit_engine
+        self._driver = driver
 
     async def claim(self, row: MessageRow) -> MessageRow:
         """The message row for (institution, msgid): this new one, or the one stored before
         (a transient copy, read after the insert found it)."""
         values = {column.key: getattr(row, column.key) for column in _MESSAGES.columns}
-        async with self._engine.begin() as connection:
-            if await insert_missing(connection, MessageRow, values):
-                return row  # the usual case, a new msgid: no need to read back what was written
+        if self._driver is not None:
+            inserted = await self._driver.execute(_CLAIM, values) == 1
+        else:
+            async with self._engine.begin() as connection:
+                inserted = await insert_missing(connection, MessageRow, values)
+        if inserted:
+            return row  # the usual case, a new msgid: no need to read back what was written
         return await self.stored(row.fixmedins_code, row.msgid)
 
     async def stored(self, fixmedins_code: str, msgid: str) -> MessageRow:
@@ -114,17 +121,17 @@ class MessageLog:
     ) -> bool:
         """Store the final response of a PENDING message; False if another request finished (or
         reversed) it first, whose stored state then wins."""
+        values = {
+            "key_code": fixmedins_code,
+            "key_msgid": msgid,
+            "response": response,
+            "reference": reference,
+            "inf_refmsgid": inf_refmsgid,
+        }
+        if self._driver is not None:
+            return await self._driver.execute(_FINISH_ON_DRIVER, values) == 1
         async with self._engine.begin() as connection:
-            result = await connection.execute(
-                _FINISH,
-                {
-                    "key_code": fixmedins_code,
-                    "key_msgid": msgid,
-                    "response": response,
-                    "reference": reference,
-                    "inf_refmsgid": inf_refmsgid,
-                },
-            )
+            result = await connection.execute(_FINISH, values)
         return result.rowcount == 1
 
 
@@ -148,4 +155,12 @@ _FINISH = (
         reference=bindparam("reference"),
         inf_refmsgid=bindparam("inf_refmsgid"),
     )
+)
+# The same two writes for asyncpg: the claim is services.common.db.insert_missing's statement.
+_CLAIM = DriverStatement.of(
+    postgresql.insert(_MESSAGES).on_conflict_do_nothing(),
+    [column.key for column in _MESSAGES.columns],
+)
+_FINISH_ON_DRIVER = DriverStatement.of(
+    _FINISH, ["key_code", "key_msgid", "response", "reference", "inf_refmsgid"]
 )

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.common.cache import Cache, make_redis
 from services.common.config import ProcessSettings, ServiceSettings
 from services.common.db import make_autocommit_session_factory, make_engine, make_session_factory
+from services.common.driver import DriverPool
 from services.common.log import configure_logging
 from services.common.metrics import ProcessMetrics
 from services.common.migrations import upgrade_to_head
@@ -43,9 +44,14 @@ class Storage:
     """For reads and one-statement writes: no transaction on PostgreSQL (services.common.db)."""
     cache: Cache
     metrics: ProcessMetrics
+    driver: DriverPool | None = None
+    """asyncpg connections for the hot statements on PostgreSQL (services.common.driver); None
+    on SQLite and where the process asked for none."""
 
     async def close(self) -> None:
         """Release pooled connections."""
+        if self.driver is not None:
+            await self.driver.close()
         await self.engine.dispose()
         redis_client = self.cache.redis_client
         if redis_client is not None:
@@ -57,9 +63,12 @@ async def open_storage(
     metadata: MetaData,
     migrations_dir: Path,
     tracer: Tracer | None = None,
+    *,
+    driver_pool_size: int = 0,
 ) -> Storage:
     """Connect, migrate to head, and build the cache (Redis when configured); with a tracer,
-    every statement and Redis round trip gets its span."""
+    every statement and Redis round trip gets its span. With `driver_pool_size`, a PostgreSQL
+    database also gets that many asyncpg connections for hot statements."""
     engine = make_engine(settings.sqlalchemy_url())
     await upgrade_to_head(engine, migrations_dir, metadata)
     if tracer is not None:
@@ -75,12 +84,18 @@ async def open_storage(
         "Cache hits over lookups since start",
         lambda: cache.stats.hit_ratio,
     )
+    driver = (
+        await DriverPool.open(settings.sqlalchemy_url(), driver_pool_size, tracer)
+        if driver_pool_size
+        else None
+    )
     return Storage(
         engine,
         make_session_factory(engine),
         make_autocommit_session_factory(engine),
         cache,
         metrics,
+        driver,
     )
 
 

@@ -42,7 +42,10 @@ T0 = 1_764_000_000.0
 @pytest.fixture
 async def storage(database_url: str, tmp_path: Path) -> AsyncIterator[Storage]:
     settings = GatewaySettings(database_url=database_url, data_dir=tmp_path)
-    opened = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    # As the gateway opens it: on PostgreSQL the message log runs on asyncpg directly.
+    opened = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, driver_pool_size=settings.message_pool_size
+    )
     yield opened
     await opened.close()
 
@@ -53,7 +56,9 @@ async def _storage_with_redis(
     settings = GatewaySettings(
         database_url=database_url, data_dir=tmp_path, redis_url=redis_url, redis_prefix=prefix
     )
-    return await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    return await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, driver_pool_size=settings.message_pool_size
+    )
 
 
 async def _nonce_rows(storage: Storage) -> int:
@@ -98,7 +103,9 @@ async def test_a_nonce_is_accepted_once_and_forgotten_after_two_windows(storage:
 
 
 async def test_the_first_claim_of_a_msgid_wins_and_is_finished_once(storage: Storage) -> None:
-    messages = MessageLog(autocommit_engine(storage.engine))
+    # asyncpg directly on PostgreSQL, SQLAlchemy on SQLite: the same answers either way.
+    assert (storage.driver is None) == (storage.engine.dialect.name == "sqlite")
+    messages = MessageLog(autocommit_engine(storage.engine), storage.driver)
     first = await messages.claim(message("a" * 64))
     second = await messages.claim(message("b" * 64))
     assert (first.request_hash, second.request_hash) == ("a" * 64, "a" * 64)
@@ -122,7 +129,7 @@ async def test_the_first_claim_of_a_msgid_wins_and_is_finished_once(storage: Sto
 async def test_a_message_is_found_by_the_inf_refmsgid_of_its_answer_or_by_its_msgid(
     storage: Storage,
 ) -> None:
-    messages = MessageLog(autocommit_engine(storage.engine))
+    messages = MessageLog(autocommit_engine(storage.engine), storage.driver)
     row = await messages.claim(message("a" * 64))
     answered = "110000202611241030150123456789"
     await messages.finish(row.fixmedins_code, row.msgid, b"answer", "S1", answered)
