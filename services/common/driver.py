@@ -13,7 +13,9 @@ values the statement binds itself, so the two ways run the same SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+import contextlib
+from collections import namedtuple
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,7 @@ class DriverStatement:
     # In parameter order: the name of a value the caller gives, or a value the statement binds.
     parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
     supplied: frozenset[str]
+    row: Any  # a SELECT's rows: a named tuple of its columns, read by name as SQLAlchemy's are
 
     @classmethod
     def of(cls, statement: ClauseElement, supplied: Collection[str]) -> DriverStatement:
@@ -52,11 +55,14 @@ class DriverStatement:
         unknown = set(supplied) - names
         if unknown:
             raise ValueError(f"the statement binds no {sorted(unknown)}")
+        columns = getattr(statement, "selected_columns", None)
+        row = namedtuple("Row", list(columns.keys())) if columns is not None else None
         return cls(
             compiled.string,
             compiled.string.split(None, 1)[0],
             tuple(parameters),
             frozenset(supplied),
+            row,
         )
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
@@ -97,27 +103,41 @@ class DriverPool:
     async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> int:
         """Run one statement in autocommit; the rows it inserted, updated or deleted."""
         arguments = statement.arguments(values)
-        span = (
-            self._tracer.start_span(
-                f"db {statement.operation}",
-                kind=SpanKind.CLIENT,
-                attributes={"db.system": "postgresql", "db.operation": statement.operation},
-            )
-            if self._tracer is not None
-            else None
-        )
-        try:
+        with self._span(statement):
             async with self._pool.acquire() as connection:
                 status: str = await connection.execute(statement.sql, *arguments)
-        except Exception as error:
-            if span is not None:
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            raise
-        finally:
-            if span is not None:
-                span.end()
         # asyncpg returns the command tag: "INSERT 0 1", "UPDATE 1", "DELETE 0".
         return int(status.rsplit(None, 1)[-1])
+
+    async def fetch(self, statement: DriverStatement, values: Mapping[str, Any]) -> list[Any]:
+        """A SELECT's rows, each a named tuple of its columns."""
+        if statement.row is None:
+            raise ValueError(f"{statement.operation} returns no rows to fetch")
+        arguments = statement.arguments(values)
+        with self._span(statement):
+            async with self._pool.acquire() as connection:
+                records = await connection.fetch(statement.sql, *arguments)
+        make = statement.row._make
+        return [make(record.values()) for record in records]
+
+    @contextlib.contextmanager
+    def _span(self, statement: DriverStatement) -> Iterator[None]:
+        """A CLIENT span like services.common.tracing.trace_database's, under the current one."""
+        if self._tracer is None:
+            yield
+            return
+        span = self._tracer.start_span(
+            f"db {statement.operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"db.system": "postgresql", "db.operation": statement.operation},
+        )
+        try:
+            yield
+        except Exception as error:
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
+        finally:
+            span.end()
 
     async def close(self) -> None:
         """Close every connection."""

@@ -20,6 +20,9 @@ class IdentitySettings(ServiceSettings):
     grpc_port: int = 50051
     voucher_ttl_s: int = Field(default=300, gt=0)
     """How long an issued e-voucher token is accepted (5 minutes)."""
+    lookup_pool_size: int = Field(default=10, gt=0)
+    """PostgreSQL connections for the person lookup of every credential check, run on asyncpg
+    directly (services.common.driver), beside the 10 (up to 20) of the SQLAlchemy engine."""
     voucher_seed: SecretStr = SecretStr("")
     """Ed25519 private seed of the voucher key, base64 (32 bytes); empty: kept in
     `<DATA_DIR>/identity-voucher.key`, created on first start."""

@@ -10,6 +10,7 @@ from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import GrowingTables
+from services.common.driver import DriverPool, DriverStatement
 from services.identity.logic import (
     CardRecord,
     CardStatus,
@@ -76,16 +77,23 @@ def _insured_person_statement(key: str) -> Select[Any]:
     )
 
 
-# Built once: they run on most calls of the service.
+# Built once: they run on most calls of the service, on asyncpg directly where it is given.
 _INSURED_BY_PSN_NO = _insured_person_statement("psn_no")
 _INSURED_BY_CERTNO = _insured_person_statement("certno")
+_INSURED_ON_DRIVER = {
+    statement: DriverStatement.of(statement, ["key"])
+    for statement in (_INSURED_BY_PSN_NO, _INSURED_BY_CERTNO)
+}
 
 
 class IdentityRepository:
-    """Queries over persons, insurance records, cards, vouchers and areas."""
+    """Queries over persons, insurance records, cards, vouchers and areas. With `driver` (a
+    read outside any transaction, on PostgreSQL), the lookup of a person runs on asyncpg
+    directly (services.common.driver)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, driver: DriverPool | None = None) -> None:
         self._session = session
+        self._driver = driver
 
     async def persons(self, psn_nos: Sequence[str]) -> dict[str, PersonRecord]:
         """Persons (with insurance records and cards) by psn_no; unknown ones are absent. Rows
@@ -137,7 +145,11 @@ class IdentityRepository:
         the names of the areas insuring them (admdvs -> name), in one statement: the lookup of
         every 1101, admission and settlement."""
         statement = _INSURED_BY_CERTNO if certno else _INSURED_BY_PSN_NO
-        rows = (await self._session.execute(statement, {"key": certno or psn_no})).all()
+        key = {"key": certno or psn_no}
+        if self._driver is not None:
+            rows = await self._driver.fetch(_INSURED_ON_DRIVER[statement], key)
+        else:
+            rows = list((await self._session.execute(statement, key)).all())
         if not rows:
             return None
         insured = [row for row in rows if row.insutype is not None]

@@ -33,13 +33,18 @@ def build_servicer(settings: IdentitySettings, storage: Storage) -> IdentityServ
         settings.voucher_signer(),
         dt.timedelta(seconds=settings.voucher_ttl_s),
         storage.autocommit,
+        storage.driver,
     )
 
 
 async def serve(settings: IdentitySettings, provider: TracerProvider) -> None:
     """Run the identity service until SIGTERM/SIGINT."""
     storage = await open_storage(
-        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+        settings,
+        Base.metadata,
+        MIGRATIONS_DIR,
+        provider.get_tracer(settings.service_name),
+        driver_pool_size=settings.lookup_pool_size,
     )
     servicer = build_servicer(settings, storage)
     await serve_until_stopped(settings, storage, registrar(servicer), provider)

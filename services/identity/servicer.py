@@ -12,6 +12,7 @@ from medsettle.type.v1 import area_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.callers import Caller, caller_from_metadata
+from services.common.driver import DriverPool
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.common.uploads import complete_upload
 from services.common.values import date_from_proto, date_to_proto, money, province_of, timestamp
@@ -122,9 +123,11 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         signer: VoucherSigner,
         voucher_ttl: dt.timedelta,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        driver: DriverPool | None = None,
     ) -> None:
         self._sessions = sessions
         self._reads = reads or sessions  # the read-only lookups (services.common.db)
+        self._driver = driver  # the same lookups on asyncpg directly (services.common.driver)
         self._signer = signer
         self._voucher_ttl = voucher_ttl
 
@@ -168,7 +171,7 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
     ) -> identity_service_pb2.VerifyCredentialResponse:
         async with self._reads() as session:
             person, area_names = await self._person_by_credential(
-                IdentityRepository(session), request
+                IdentityRepository(session, self._driver), request
             )
         insured = logic.active_insurance(person)
         return identity_service_pb2.VerifyCredentialResponse(
@@ -354,7 +357,9 @@ class IdentityServicer(identity_service_pb2_grpc.IdentityServiceServicer):
         self, request: identity_service_pb2.GetPersonRequest, context: Context
     ) -> identity_pb2.Person:
         async with self._reads() as session:
-            found = await IdentityRepository(session).insured_person(psn_no=request.psn_no)
+            found = await IdentityRepository(session, self._driver).insured_person(
+                psn_no=request.psn_no
+            )
         if found is None:
             raise PersonNotFound(f"no person {request.psn_no}", psnNo=request.psn_no)
         return person_to_proto(found[0], with_cards=False)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    select,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -43,6 +44,12 @@ _FINISH = DriverStatement.of(
     .where(_ROWS.c.code == bindparam("key"), _ROWS.c.state == 0)
     .values(state=1, body=bindparam("body")),
     ["key", "body"],
+)
+_BY_STATE = DriverStatement.of(
+    select(_ROWS.c.code, (_ROWS.c.amount_fen * 2).label("doubled"))
+    .where(_ROWS.c.state == bindparam("state"))
+    .order_by(_ROWS.c.code),
+    ["state"],
 )
 AT = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -107,3 +114,14 @@ async def test_each_run_is_a_client_span_and_a_failure_marks_it(
 
 async def test_sqlite_has_no_driver_pool(sqlite_url: str) -> None:
     assert await DriverPool.open(sqlite_url, 2) is None
+
+
+async def test_a_select_returns_rows_read_by_column_name(driver: DriverPool) -> None:
+    for code, amount in (("B2", 5), ("A1", 7)):
+        row = {"code": code, "state": 0, "amount_fen": amount, "body": None, "at": AT}
+        await driver.execute(_CLAIM, row)
+    rows = await driver.fetch(_BY_STATE, {"state": 0})
+    assert [(row.code, row.doubled) for row in rows] == [("A1", 14), ("B2", 10)]
+    assert await driver.fetch(_BY_STATE, {"state": 1}) == []
+    with pytest.raises(ValueError, match="INSERT returns no rows to fetch"):
+        await driver.fetch(_CLAIM, {})

@@ -36,7 +36,11 @@ async def identity(
     database_url: str, tmp_path: Path, tracer_provider: TracerProvider
 ) -> AsyncIterator[Stub]:
     settings = IdentitySettings(database_url=database_url, data_dir=tmp_path, voucher_ttl_s=2)
-    storage = await open_storage(settings, Base.metadata, MIGRATIONS_DIR)
+    # As the service opens it: on PostgreSQL the person lookups run on asyncpg directly.
+    storage = await open_storage(
+        settings, Base.metadata, MIGRATIONS_DIR, driver_pool_size=settings.lookup_pool_size
+    )
+    assert (storage.driver is None) == (storage.engine.dialect.name == "sqlite")
     servicer = build_servicer(settings, storage)
     async with serving(settings, storage, registrar(servicer), tracer_provider) as channel:
         yield identity_service_pb2_grpc.IdentityServiceStub(channel)
