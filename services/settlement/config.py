@@ -40,6 +40,9 @@ class SettlementSettings(ServiceSettings):
     """How old the stream's last heartbeat may be for that; older, both ask filing."""
     filing_watch_s: float = Field(default=60.0, gt=0)
     """Deadline of one watch call; the next resumes where it ended."""
+    lookup_pool_size: int = Field(default=10, gt=0)
+    """PostgreSQL connections for the lookups of an admission and an upload, run on asyncpg
+    directly (services.common.driver), beside the 10 (up to 20) of the SQLAlchemy engine."""
 
     def upstream_targets(self) -> dict[str, str]:
         """The services settlement asks during admission, upload and settlement."""

@@ -18,6 +18,7 @@ from services.common.db import (
     upsert_constructor,
     write_rows,
 )
+from services.common.driver import DriverPool, DriverStatement
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -45,10 +46,13 @@ class StoredLine(NamedTuple):
 
 
 class SettlementRepository:
-    """Every query of the settlement service."""
+    """Every query of the settlement service. With `driver` (reads outside any transaction, on
+    PostgreSQL), the lookups of an admission and an upload run on asyncpg directly
+    (services.common.driver) and return transient rows."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, driver: DriverPool | None = None) -> None:
         self._session = session
+        self._driver = driver
 
     # --- policies ---
 
@@ -103,6 +107,9 @@ class SettlementRepository:
 
     async def visit_by_request(self, request_id: str) -> VisitRow | None:
         """The visit an AdmitVisit request_id created."""
+        if self._driver is not None:
+            rows = await self._driver.fetch(_VISIT_BY_REQUEST_ON_DRIVER, {"request_id": request_id})
+            return _transient_visit(rows[0]) if rows else None
         return await self._session.scalar(_VISIT_BY_REQUEST, {"request_id": request_id})
 
     async def open_visit_numbered(self, fixmedins_code: str, ipt_otp_no: str) -> VisitRow | None:
@@ -134,6 +141,13 @@ class SettlementRepository:
         before classifying. Not for use under the visit's lock: lines committed while such a
         statement waited for the lock would be missing (its join reads as of its start), so the
         locked check reads them in a statement of their own (`stored_lines`)."""
+        if self._driver is not None:
+            found = await self._driver.fetch(_VISIT_AND_LINES_ON_DRIVER, {"mdtrt_id": mdtrt_id})
+            if not found:
+                return None, {}
+            width = len(_VISIT_COLUMNS)
+            lines = (row[width:] for row in found if row[width] is not None)
+            return _transient_visit(found[0][:width]), _by_serial(lines)
         rows = (await self._session.execute(_VISIT_AND_LINES, {"mdtrt_id": mdtrt_id})).all()
         if not rows:
             return None, {}
@@ -251,6 +265,9 @@ class SettlementRepository:
 
     async def followed_filings(self, psn_no: str) -> list[FollowedFilingRow]:
         """The person's live filings as filing's stream reported them."""
+        if self._driver is not None:
+            rows = await self._driver.fetch(_FOLLOWED_FILINGS_ON_DRIVER, {"psn_no": psn_no})
+            return [FollowedFilingRow(**row._asdict()) for row in rows]
         return list(await self._session.scalars(_FOLLOWED_FILINGS, {"psn_no": psn_no}))
 
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
@@ -444,3 +461,13 @@ _STORED_LINES = _live_lines(*_STORED_LINE)
 _FEE_LINES = Base.metadata.tables[FeeLineRow.__tablename__]
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)
 _FOLLOWED_FILINGS = select(FollowedFilingRow).where(FollowedFilingRow.psn_no == bindparam("psn_no"))
+# The reads of an admission and an upload, for asyncpg (services.common.driver).
+_VISIT_BY_REQUEST_ON_DRIVER = DriverStatement.of(_VISIT_BY_REQUEST, ["request_id"])
+_VISIT_AND_LINES_ON_DRIVER = DriverStatement.of(_VISIT_AND_LINES, ["mdtrt_id"])
+_FOLLOWED_FILINGS_ON_DRIVER = DriverStatement.of(_FOLLOWED_FILINGS, ["psn_no"])
+_VISIT_COLUMNS = tuple(column.key for column in VisitRow.__table__.columns)
+
+
+def _transient_visit(values: Sequence[Any]) -> VisitRow:
+    """A visit (not in any session) from its columns' values in table order."""
+    return VisitRow(**dict(zip(_VISIT_COLUMNS, values, strict=True)))

@@ -52,14 +52,18 @@ def build_servicer(
             relay.wake()
 
     return SettlementServicer(
-        storage.sessions, upstreams, committed, storage.autocommit, filing_ends
+        storage.sessions, upstreams, committed, storage.autocommit, filing_ends, storage.driver
     )
 
 
 async def serve(settings: SettlementSettings, provider: TracerProvider) -> None:
     """Run the settlement service and its outbox relay until SIGTERM/SIGINT."""
     storage = await open_storage(
-        settings, Base.metadata, MIGRATIONS_DIR, provider.get_tracer(settings.service_name)
+        settings,
+        Base.metadata,
+        MIGRATIONS_DIR,
+        provider.get_tracer(settings.service_name),
+        driver_pool_size=settings.lookup_pool_size,
     )
     tracer = provider.get_tracer(settings.service_name)
     upstreams = Upstreams.connect(settings.upstream_targets(), tracer, settings.default_timeout_s)

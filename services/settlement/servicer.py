@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common.awaiting import both
 from services.common.callers import Caller, caller_from_metadata
 from services.common.coverage import filing_covers
+from services.common.driver import DriverPool
 from services.common.errors import InvalidArgument
 from services.common.fingerprint import fingerprint, request_fingerprint
 from services.common.paging import decode_page_token, encode_page_token, page_size
@@ -257,10 +258,13 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         on_ledger_event: Callable[[settlement_pb2.Settlement], None] = lambda _: None,
         autocommit: async_sessionmaker[AsyncSession] | None = None,
         filing_ends: FilingEnds | None = None,
+        driver: DriverPool | None = None,
     ) -> None:
         self._sessions = sessions
         # Lookups and one-statement writes (services.common.db.make_autocommit_session_factory).
         self._autocommit = autocommit or sessions
+        # An admission's and an upload's lookups on asyncpg directly (services.common.driver).
+        self._driver = driver
         self._upstreams = upstreams
         self._on_ledger_event = on_ledger_event
         self._filing_ends = filing_ends
@@ -339,7 +343,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         begin = _check_admission(request)
         request_hash = request_fingerprint(request)
         async with self._autocommit() as session:
-            earlier = await SettlementRepository(session).visit_by_request(request_id)
+            earlier = await SettlementRepository(session, self._driver).visit_by_request(request_id)
         if earlier is not None:
             return _replayed_visit(earlier, request_hash, request_id)
 
@@ -524,9 +528,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         _check_fee_lines(request.lines)
         hashes = {line.feedetl_sn: fingerprint(line) for line in request.lines}
         async with self._autocommit() as session:
-            found, stored = await SettlementRepository(session).visit_and_stored_lines(
-                request.mdtrt_id
-            )
+            found, stored = await SettlementRepository(
+                session, self._driver
+            ).visit_and_stored_lines(request.mdtrt_id)
         visit = _owned_visit(found, request.mdtrt_id, request)
         _require_open_unsettled(visit)
         _refuse_changed_lines(stored, hashes)
@@ -836,7 +840,9 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         copy, or none or several covering in it) filing's answer."""
         if self._filing_stream_current():
             async with self._autocommit() as session:
-                followed = await SettlementRepository(session).followed_filings(psn_no)
+                followed = await SettlementRepository(session, self._driver).followed_filings(
+                    psn_no
+                )
             covering = [
                 row
                 for row in followed

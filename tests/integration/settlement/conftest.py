@@ -213,7 +213,15 @@ async def settlement(
     """A settlement service with the demo policies, talking to the module's upstreams; it
     follows filing's stream when the backend says so."""
     async with AsyncExitStack() as stack:
-        storage: Storage = await open_storage(settlement_settings, Base.metadata, MIGRATIONS_DIR)
+        # As the service opens it: on PostgreSQL an admission's and an upload's lookups run on
+        # asyncpg directly (services.common.driver).
+        storage: Storage = await open_storage(
+            settlement_settings,
+            Base.metadata,
+            MIGRATIONS_DIR,
+            driver_pool_size=settlement_settings.lookup_pool_size,
+        )
+        assert (storage.driver is None) == (storage.engine.dialect.name == "sqlite")
         tracer = tracer_provider.get_tracer("settlement")
         upstreams = Upstreams.connect(upstream.targets, tracer, 10)
         stack.push_async_callback(upstreams.close)
