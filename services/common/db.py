@@ -171,13 +171,13 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
     if session.get_bind().dialect.name == "postgresql":
         names = tuple(rows[0])
         columns = {name: [row[name] for row in rows] for name in names}
-        await session.execute(_unnested_insert(table, names), columns)
+        await session.execute(unnested_insert(table, names), columns)
     else:
         await session.execute(insert(table), rows)
 
 
 @functools.cache
-def _unnested_insert(table: Table, names: tuple[str, ...]) -> Any:
+def unnested_insert(table: Table, names: tuple[str, ...]) -> Any:
     """INSERT INTO table (names) SELECT * FROM unnest(one array per name): the arrays are
     bound as `names`. Their rows come out in array order, so serial keys follow it."""
     arrays = [

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import namedtuple
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,43 +102,85 @@ class DriverPool:
 
     async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> int:
         """Run one statement in autocommit; the rows it inserted, updated or deleted."""
-        arguments = statement.arguments(values)
-        with self._span(statement):
-            async with self._pool.acquire() as connection:
-                status: str = await connection.execute(statement.sql, *arguments)
-        # asyncpg returns the command tag: "INSERT 0 1", "UPDATE 1", "DELETE 0".
-        return int(status.rsplit(None, 1)[-1])
+        async with self._pool.acquire() as connection:
+            return await _execute(connection, statement, values, self._tracer)
 
     async def fetch(self, statement: DriverStatement, values: Mapping[str, Any]) -> list[Any]:
         """A SELECT's rows, each a named tuple of its columns."""
-        if statement.row is None:
-            raise ValueError(f"{statement.operation} returns no rows to fetch")
-        arguments = statement.arguments(values)
-        with self._span(statement):
-            async with self._pool.acquire() as connection:
-                records = await connection.fetch(statement.sql, *arguments)
-        make = statement.row._make
-        return [make(record.values()) for record in records]
+        async with self._pool.acquire() as connection:
+            return await _fetch(connection, statement, values, self._tracer)
 
-    @contextlib.contextmanager
-    def _span(self, statement: DriverStatement) -> Iterator[None]:
-        """A CLIENT span like services.common.tracing.trace_database's, under the current one."""
-        if self._tracer is None:
-            yield
-            return
-        span = self._tracer.start_span(
-            f"db {statement.operation}",
-            kind=SpanKind.CLIENT,
-            attributes={"db.system": "postgresql", "db.operation": statement.operation},
-        )
-        try:
-            yield
-        except Exception as error:
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            raise
-        finally:
-            span.end()
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DriverTransaction]:
+        """One connection in a transaction (READ COMMITTED, PostgreSQL's default, as the
+        services' SQLAlchemy sessions): committed when the block ends, rolled back on an
+        exception."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield DriverTransaction(connection, self._tracer)
 
     async def close(self) -> None:
         """Close every connection."""
         await self._pool.close()
+
+
+class DriverTransaction:
+    """Statements on the connection of one `DriverPool.transaction()`."""
+
+    def __init__(self, connection: Any, tracer: Tracer | None) -> None:
+        self._connection = connection
+        self._tracer = tracer
+
+    async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> int:
+        """Run one statement; the rows it inserted, updated or deleted."""
+        return await _execute(self._connection, statement, values, self._tracer)
+
+    async def fetch(self, statement: DriverStatement, values: Mapping[str, Any]) -> list[Any]:
+        """A SELECT's rows, each a named tuple of its columns."""
+        return await _fetch(self._connection, statement, values, self._tracer)
+
+
+Driver = DriverPool | DriverTransaction  # what runs DriverStatements
+
+
+async def _execute(
+    connection: Any, statement: DriverStatement, values: Mapping[str, Any], tracer: Tracer | None
+) -> int:
+    arguments = statement.arguments(values)
+    with _span(tracer, statement):
+        status: str = await connection.execute(statement.sql, *arguments)
+    # asyncpg returns the command tag: "INSERT 0 1", "UPDATE 1", "DELETE 0"; "CREATE TABLE"
+    # and the like count nothing.
+    count = status.rsplit(None, 1)[-1]
+    return int(count) if count.isdigit() else 0
+
+
+async def _fetch(
+    connection: Any, statement: DriverStatement, values: Mapping[str, Any], tracer: Tracer | None
+) -> list[Any]:
+    if statement.row is None:
+        raise ValueError(f"{statement.operation} returns no rows to fetch")
+    arguments = statement.arguments(values)
+    with _span(tracer, statement):
+        records = await connection.fetch(statement.sql, *arguments)
+    make = statement.row._make
+    return [make(record.values()) for record in records]
+
+
+@contextlib.contextmanager
+def _span(tracer: Tracer | None, statement: DriverStatement) -> Iterator[None]:
+    """A CLIENT span like services.common.tracing.trace_database's, under the current one."""
+    if tracer is None:
+        yield
+        return
+    span = tracer.start_span(
+        f"db {statement.operation}",
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "db.operation": statement.operation},
+    )
+    try:
+        yield
+    except Exception as error:
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        raise
+    finally:
+        span.end()

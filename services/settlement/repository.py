@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -15,10 +16,11 @@ from services.common.db import (
     insert_rows,
     locked_row,
     locked_rows,
+    unnested_insert,
     upsert_constructor,
     write_rows,
 )
-from services.common.driver import DriverPool, DriverStatement
+from services.common.driver import Driver, DriverStatement
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -46,11 +48,12 @@ class StoredLine(NamedTuple):
 
 
 class SettlementRepository:
-    """Every query of the settlement service. With `driver` (reads outside any transaction, on
-    PostgreSQL), the lookups of an admission and an upload run on asyncpg directly
-    (services.common.driver) and return transient rows."""
+    """Every query of the settlement service. With `driver` (PostgreSQL), an admission's and an
+    upload's statements run on asyncpg directly (services.common.driver), on a pool or in a
+    transaction of the driver's, and return transient rows: give a driver only to the paths
+    that change nothing they read through the ORM."""
 
-    def __init__(self, session: AsyncSession, driver: DriverPool | None = None) -> None:
+    def __init__(self, session: AsyncSession, driver: Driver | None = None) -> None:
         self._session = session
         self._driver = driver
 
@@ -103,7 +106,11 @@ class SettlementRepository:
 
     async def visit(self, mdtrt_id: str, *, lock: bool = False) -> VisitRow | None:
         """One visit; locked until commit when asked (settling and cancelling serialize on it)."""
-        return await self._session.scalar(_VISIT_LOCKED if lock else _VISIT, {"mdtrt_id": mdtrt_id})
+        statement = _VISIT_LOCKED if lock else _VISIT
+        if self._driver is not None:
+            rows = await self._driver.fetch(_ON_DRIVER[statement], {"mdtrt_id": mdtrt_id})
+            return _transient_visit(rows[0]) if rows else None
+        return await self._session.scalar(statement, {"mdtrt_id": mdtrt_id})
 
     async def visit_by_request(self, request_id: str) -> VisitRow | None:
         """The visit an AdmitVisit request_id created."""
@@ -132,6 +139,11 @@ class SettlementRepository:
     async def add_fee_lines(self, rows: list[dict[str, Any]]) -> None:
         """Insert fee lines (column values, in upload order) in one execution on PostgreSQL, past
         the ORM's bulk machinery (services.common.db.insert_rows)."""
+        if self._driver is not None and rows:
+            names = tuple(rows[0])
+            columns = {name: [row[name] for row in rows] for name in names}
+            await self._driver.execute(_fee_lines_insert(names), columns)
+            return
         await insert_rows(self._session, _FEE_LINES, rows)
 
     async def visit_and_stored_lines(
@@ -155,6 +167,9 @@ class SettlementRepository:
 
     async def stored_lines(self, mdtrt_id: str) -> dict[str, StoredLine]:
         """The visit's live lines by feedetl_sn (empty when it has none)."""
+        if self._driver is not None:
+            found = await self._driver.fetch(_ON_DRIVER[_STORED_LINES], {"mdtrt_id": mdtrt_id})
+            return _by_serial(found)
         rows = await self._session.execute(_STORED_LINES, {"mdtrt_id": mdtrt_id})
         return _by_serial(rows)
 
@@ -461,11 +476,21 @@ _STORED_LINES = _live_lines(*_STORED_LINE)
 _FEE_LINES = Base.metadata.tables[FeeLineRow.__tablename__]
 _LIVE_CLASSIFIED = _live_lines(FeeLineRow.classified)
 _FOLLOWED_FILINGS = select(FollowedFilingRow).where(FollowedFilingRow.psn_no == bindparam("psn_no"))
-# The reads of an admission and an upload, for asyncpg (services.common.driver).
+# The statements of an admission and an upload, for asyncpg (services.common.driver).
 _VISIT_BY_REQUEST_ON_DRIVER = DriverStatement.of(_VISIT_BY_REQUEST, ["request_id"])
 _VISIT_AND_LINES_ON_DRIVER = DriverStatement.of(_VISIT_AND_LINES, ["mdtrt_id"])
 _FOLLOWED_FILINGS_ON_DRIVER = DriverStatement.of(_FOLLOWED_FILINGS, ["psn_no"])
+_ON_DRIVER = {
+    statement: DriverStatement.of(statement, ["mdtrt_id"])
+    for statement in (_VISIT, _VISIT_LOCKED, _STORED_LINES)
+}
 _VISIT_COLUMNS = tuple(column.key for column in VisitRow.__table__.columns)
+
+
+@functools.cache
+def _fee_lines_insert(names: tuple[str, ...]) -> DriverStatement:
+    """insert_rows' statement for fee lines naming these columns, for asyncpg."""
+    return DriverStatement.of(unnested_insert(_FEE_LINES, names), names)
 
 
 def _transient_visit(values: Sequence[Any]) -> VisitRow:

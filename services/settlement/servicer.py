@@ -7,9 +7,10 @@ that order, so concurrent settlements of one person queue instead of deadlocking
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -543,8 +544,7 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
             for answer in reply.lines:
                 classified[answer.feedetl_sn] = wire.classified_fee(answer, reply.catalogue_version)
         now = _now()
-        async with self._sessions.begin() as session:
-            repository = SettlementRepository(session)
+        async with self._upload_transaction() as repository:
             visit = await _visit(repository, request.mdtrt_id, request, lock=True)
             _require_open_unsettled(visit)
             stored = await repository.stored_lines(visit.mdtrt_id)
@@ -579,6 +579,18 @@ class SettlementServicer(settlement_service_pb2_grpc.SettlementServiceServicer):
         return settlement_service_pb2.UploadFeesResponse(
             lines=[classified[line.feedetl_sn] for line in request.lines]
         )
+
+    @contextlib.asynccontextmanager
+    async def _upload_transaction(self) -> AsyncIterator[SettlementRepository]:
+        """The transaction that stores an upload's new lines: on the driver where there is one
+        (it locks the visit and reads, changing nothing it reads), else a session's."""
+        if self._driver is None:
+            async with self._sessions.begin() as session:
+                yield SettlementRepository(session)
+            return
+        # The session is never used: every statement of the upload runs on the driver.
+        async with self._driver.transaction() as transaction, self._autocommit() as session:
+            yield SettlementRepository(session, transaction)
 
     async def CancelFees(
         self, request: settlement_service_pb2.CancelFeesRequest, context: Context

@@ -125,3 +125,19 @@ async def test_a_select_returns_rows_read_by_column_name(driver: DriverPool) -> 
     assert await driver.fetch(_BY_STATE, {"state": 1}) == []
     with pytest.raises(ValueError, match="INSERT returns no rows to fetch"):
         await driver.fetch(_CLAIM, {})
+
+
+async def test_a_transaction_commits_at_its_end_and_rolls_back_on_an_error(
+    driver: DriverPool, postgres_url: str
+) -> None:
+    row = {"code": "A1", "state": 0, "amount_fen": 1, "body": None, "at": AT}
+    with pytest.raises(RuntimeError):
+        async with driver.transaction() as transaction:
+            assert await transaction.execute(_CLAIM, row) == 1
+            assert [r.code for r in await transaction.fetch(_BY_STATE, {"state": 0})] == ["A1"]
+            raise RuntimeError("the caller's check failed")
+    assert await _stored(postgres_url) == []
+    async with driver.transaction() as transaction:
+        await transaction.execute(_CLAIM, row)
+        await transaction.execute(_FINISH, {"key": "A1", "body": b"answer"})
+    assert await _stored(postgres_url) == [("A1", 1, 1, b"answer", AT)]

@@ -13,10 +13,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from sqlalchemy import text
+from sqlalchemy import column, insert, table, text
 
 from services.common.channels import make_channel
 from services.common.db import make_engine, make_session_factory
+from services.common.driver import DriverPool, DriverStatement
 from services.common.errors import NotFound, error_info
 from services.common.interceptors import remaining_time
 from services.common.server import RunningServer, start_server
@@ -113,18 +114,29 @@ async def test_unexpected_exception_is_internal_without_its_text(
         ),
     ],
 )
+@pytest.mark.parametrize("through", ["sqlalchemy", "driver"])
 async def test_a_string_postgresql_cannot_store_is_the_caller_s_invalid_argument(
     tracer_provider: TracerProvider,
     servers: list[RunningServer],
     postgres_url: str,
     value: str,
     message: str,
+    through: str,
 ) -> None:
     engine = make_engine(postgres_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE visit (ipt_no varchar(6))"))
+    # The driver (services.common.driver) raises asyncpg's exception itself, not SQLAlchemy's.
+    driver = await DriverPool.open(postgres_url, 1)
+    assert driver is not None
+    insert_visit = DriverStatement.of(insert(table("visit", column("ipt_no"))), ["ipt_no"])
 
     async def store(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        if through == "driver":
+            assert driver is not None
+            await driver.execute(insert_visit, {"ipt_no": value})
+            return b"stored"
         async with make_session_factory(engine).begin() as session:
-            await session.execute(text("CREATE TEMPORARY TABLE visit (ipt_no varchar(6))"))
             await session.execute(text("INSERT INTO visit VALUES (:ipt_no)"), {"ipt_no": value})
         return b"stored"
 
@@ -137,6 +149,7 @@ async def test_a_string_postgresql_cannot_store_is_the_caller_s_invalid_argument
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await call(channel)(b"x")
     finally:
+        await driver.close()
         await engine.dispose()
     assert (raised.value.code(), raised.value.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
