@@ -78,8 +78,10 @@ class DriverStatement:
 
 
 async def _keep_session(connection: Any) -> None:
-    """Release a connection without asyncpg's reset (RESET ALL and more, a round trip): the
-    statements run here are single autocommit statements that change no session state."""
+    """Release a connection without asyncpg's session reset (RESET ALL and more, a round trip on
+    every release): nothing run here changes session state. asyncpg still rolls back a
+    transaction left open (its block cancelled before the rollback got through) before calling
+    this; a test holds it to that."""
 
 
 class DriverPool:

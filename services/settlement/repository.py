@@ -157,9 +157,12 @@ class SettlementRepository:
             found = await self._driver.fetch(_VISIT_AND_LINES_ON_DRIVER, {"mdtrt_id": mdtrt_id})
             if not found:
                 return None, {}
-            width = len(_VISIT_COLUMNS)
-            lines = (row[width:] for row in found if row[width] is not None)
-            return _transient_visit(found[0][:width]), _by_serial(lines)
+            lines = (
+                (row.feedetl_sn, row.content_hash, row.classified)
+                for row in found
+                if row.feedetl_sn is not None
+            )
+            return _transient_visit(found[0]), _by_serial(lines)
         rows = (await self._session.execute(_VISIT_AND_LINES, {"mdtrt_id": mdtrt_id})).all()
         if not rows:
             return None, {}
@@ -493,6 +496,6 @@ def _fee_lines_insert(names: tuple[str, ...]) -> DriverStatement:
     return DriverStatement.of(unnested_insert(_FEE_LINES, names), names)
 
 
-def _transient_visit(values: Sequence[Any]) -> VisitRow:
-    """A visit (not in any session) from its columns' values in table order."""
-    return VisitRow(**dict(zip(_VISIT_COLUMNS, values, strict=True)))
+def _transient_visit(row: Any) -> VisitRow:
+    """A visit (not in any session) from a driver's row holding its columns by name."""
+    return VisitRow(**{name: getattr(row, name) for name in _VISIT_COLUMNS})

@@ -141,3 +141,17 @@ async def test_a_transaction_commits_at_its_end_and_rolls_back_on_an_error(
         await transaction.execute(_CLAIM, row)
         await transaction.execute(_FINISH, {"key": "A1", "body": b"answer"})
     assert await _stored(postgres_url) == [("A1", 1, 1, b"answer", AT)]
+
+
+async def test_asyncpg_rolls_back_a_transaction_left_open_though_the_pool_keeps_sessions(
+    driver: DriverPool, postgres_url: str
+) -> None:
+    row = {"code": "A1", "state": 0, "amount_fen": 1, "body": None, "at": AT}
+    pool = driver._pool  # the asyncpg pool: a transaction begun behind the driver's back
+    async with pool.acquire() as connection:
+        await connection.execute("BEGIN")
+        await connection.execute(_CLAIM.sql, *_CLAIM.arguments(row))
+    # Both connections of the pool (size 2), so the one released above among them.
+    async with pool.acquire() as first, pool.acquire() as second:
+        assert not first.is_in_transaction() and not second.is_in_transaction()
+    assert await _stored(postgres_url) == []
