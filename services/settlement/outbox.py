@@ -121,10 +121,10 @@ class OutboxRelay:
         """Claim the due events, send them in order, record the outcome; events delivered."""
         now = dt.datetime.now(dt.UTC)
         async with self._sessions.begin() as session:
-            rows = await SettlementRepository(session).due_events(now, self._batch)
-            for row in rows:
-                row.next_attempt_at = now + self._lease
+            repository = SettlementRepository(session)
+            rows = await repository.due_events(now, self._batch)
             claimed = [(row.id, row.attempts, row.event, row.traceparent) for row in rows]
+            await repository.lease_events([row.id for row in rows], now + self._lease)
         delivered, failed = await self._send(claimed)
         await self._record(delivered, failed, [c[0] for c in claimed])
         self.delivered += len(delivered)

@@ -386,6 +386,14 @@ class SettlementRepository:
         )
         return list(rows)
 
+    async def lease_events(self, ids: Sequence[int], until: dt.datetime) -> None:
+        """Hold these events from every relay until `until`, in one statement (the unit of
+        work flushed one UPDATE per event)."""
+        if ids:
+            await self._session.execute(
+                update(OutboxRow).where(OutboxRow.id.in_(ids)).values(next_attempt_at=until)
+            )
+
     async def backlog(self) -> tuple[int, dt.datetime | None]:
         """Undelivered events and the creation time of the oldest."""
         count, oldest = (

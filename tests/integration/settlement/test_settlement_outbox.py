@@ -19,7 +19,7 @@ import pytest_asyncio
 from medsettle.clearing.v1 import clearing_service_pb2, clearing_service_pb2_grpc, ledger_pb2
 from medsettle.settlement.v1 import settlement_pb2, settlement_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.common.channels import make_channel
 from services.common.runtime import Storage, open_storage
@@ -176,6 +176,14 @@ async def test_settlements_committed_within_the_linger_reach_clearing_in_one_cal
         visits.append(visit)
     await _drained(with_relay)
     calls_before = len(clearing.calls)
+    leases: list[int] = []  # rows each statement that leases events updates (its parameter sets)
+
+    def count_leases(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        if sql.startswith("UPDATE outbox SET next_attempt_at"):
+            leases.append(len(params) if many else 1)
+
+    sync_engine = with_relay.storage.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", count_leases)
     started = time.monotonic()
     settled = await asyncio.gather(
         *(
@@ -185,9 +193,12 @@ async def test_settlements_committed_within_the_linger_reach_clearing_in_one_cal
     )
     assert time.monotonic() - started < LINGER_S, "the settlements took longer than the linger"
     await _drained(with_relay)
-    # The first commit woke the relay; it waited, and the other two went with it.
+    event.remove(sync_engine, "before_cursor_execute", count_leases)
+    # The first commit woke the relay; it waited, and the other two went with it...
     assert clearing.calls[calls_before:] == [3]
     assert {f"{s.setl_id}S" for s in settled} <= set(clearing.events)
+    # ...leased in one statement with one set of parameters, not one per event.
+    assert leases == [1]
 
 
 async def test_events_wait_while_clearing_is_down_then_arrive_exactly_once(
