@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.channels import make_channel
 from services.common.db import autocommit_engine, make_engine
+from services.common.driver import keep_session
 from services.common.interceptors import ServerCallInterceptor
 from services.common.metrics import ProcessMetrics
 from services.common.ports import free_port_block
@@ -168,11 +169,6 @@ class _Sqlalchemy:
             yield _Sqlalchemy(self._engine, connection)
 
 
-async def _keep_session(connection: Any) -> None:
-    """A connection goes back to the pool as it is: by default asyncpg resets its session on
-    release (RESET ALL and more), a round trip the mesh's pool (SQLAlchemy's) does not make."""
-
-
 @functools.cache
 def _text(sql: str) -> TextClause:
     """asyncpg's $1, $2 ... as SQLAlchemy's named parameters, built once per statement."""
@@ -207,7 +203,7 @@ class _Wiring:
                 trace_database(engine, self.tracer)
             return _Sqlalchemy(engine)
         pool = await asyncpg.create_pool(
-            self.database_url, min_size=2, max_size=8, reset=_keep_session
+            self.database_url, min_size=2, max_size=8, reset=keep_session
         )
         return _Asyncpg(pool)
 

@@ -169,11 +169,17 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        names = tuple(rows[0])
-        columns = {name: [row[name] for row in rows] for name in names}
+        names, columns = column_arrays(rows)
         await session.execute(unnested_insert(table, names), columns)
     else:
         await session.execute(insert(table), rows)
+
+
+def column_arrays(rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, ...], dict[str, list[Any]]]:
+    """The column names of rows that all name the same ones, and each column's values in row
+    order: the parameters of `unnested_insert`."""
+    names = tuple(rows[0])
+    return names, {name: [row[name] for row in rows] for name in names}
 
 
 @functools.cache
@@ -255,8 +261,7 @@ async def locked_rows(session: AsyncSession, wanted: Sequence[LockedRow]) -> lis
     if session.get_bind().dialect.name != "postgresql":
         found = [await locked_row(session, row.model, row.key, row.zero) for row in wanted]
         return [
-            row.model(**{column.key: getattr(instance, column.key) for column in _columns(row)})
-            for row, instance in zip(wanted, found, strict=True)
+            transient_row(row.model, instance) for row, instance in zip(wanted, found, strict=True)
         ]
     shapes = tuple((row.model, tuple(row.key), tuple(row.zero)) for row in wanted)
     parameters = {
@@ -269,6 +274,13 @@ async def locked_rows(session: AsyncSession, wanted: Sequence[LockedRow]) -> lis
         row.model(**{column.key: stored[f"r{index}_{column.key}"] for column in _columns(row)})
         for index, row in enumerate(wanted)
     ]
+
+
+def transient_row(model: type[T], source: Any) -> T:
+    """A new instance of `model`, in no session, holding the values `source` has under its
+    columns' names (a loaded row, or a driver's row: services.common.driver)."""
+    columns = model.__table__.columns  # type: ignore[attr-defined]
+    return model(**{column.key: getattr(source, column.key) for column in columns})
 
 
 def _columns(row: LockedRow) -> Any:

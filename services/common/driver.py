@@ -14,17 +14,21 @@ values the statement binds itself, so the two ways run the same SQL.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+
+from services.common.db import column_arrays, unnested_insert
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -77,7 +81,7 @@ class DriverStatement:
         return arguments
 
 
-async def _keep_session(connection: Any) -> None:
+async def keep_session(connection: Any) -> None:
     """Release a connection without asyncpg's session reset (RESET ALL and more, a round trip on
     every release): nothing run here changes session state. asyncpg still rolls back a
     transaction left open (its block cancelled before the rollback got through) before calling
@@ -99,7 +103,7 @@ class DriverPool:
         if parsed.get_backend_name() != "postgresql":
             return None
         dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, reset=_keep_session)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, reset=keep_session)
         return cls(pool, tracer)
 
     async def execute(self, statement: DriverStatement, values: Mapping[str, Any]) -> int:
@@ -142,6 +146,20 @@ class DriverTransaction:
 
 
 Driver = DriverPool | DriverTransaction  # what runs DriverStatements
+
+
+async def insert_rows(driver: Driver, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """services.common.db.insert_rows on the driver: the rows' columns as arrays, one
+    execution of the same unnest statement."""
+    if not rows:
+        return
+    names, columns = column_arrays(rows)
+    await driver.execute(_unnested_insert(table, names), columns)
+
+
+@functools.cache
+def _unnested_insert(table: Table, names: tuple[str, ...]) -> DriverStatement:
+    return DriverStatement.of(unnested_insert(table, names), names)
 
 
 async def _execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -16,11 +15,12 @@ from services.common.db import (
     insert_rows,
     locked_row,
     locked_rows,
-    unnested_insert,
+    transient_row,
     upsert_constructor,
     write_rows,
 )
 from services.common.driver import Driver, DriverStatement
+from services.common.driver import insert_rows as driver_insert_rows
 from services.settlement.models import (
     CANCELLED,
     LIVE,
@@ -109,14 +109,14 @@ class SettlementRepository:
         statement = _VISIT_LOCKED if lock else _VISIT
         if self._driver is not None:
             rows = await self._driver.fetch(_ON_DRIVER[statement], {"mdtrt_id": mdtrt_id})
-            return _transient_visit(rows[0]) if rows else None
+            return transient_row(VisitRow, rows[0]) if rows else None
         return await self._session.scalar(statement, {"mdtrt_id": mdtrt_id})
 
     async def visit_by_request(self, request_id: str) -> VisitRow | None:
         """The visit an AdmitVisit request_id created."""
         if self._driver is not None:
             rows = await self._driver.fetch(_VISIT_BY_REQUEST_ON_DRIVER, {"request_id": request_id})
-            return _transient_visit(rows[0]) if rows else None
+            return transient_row(VisitRow, rows[0]) if rows else None
         return await self._session.scalar(_VISIT_BY_REQUEST, {"request_id": request_id})
 
     async def open_visit_numbered(self, fixmedins_code: str, ipt_otp_no: str) -> VisitRow | None:
@@ -139,12 +139,10 @@ class SettlementRepository:
     async def add_fee_lines(self, rows: list[dict[str, Any]]) -> None:
         """Insert fee lines (column values, in upload order) in one execution on PostgreSQL, past
         the ORM's bulk machinery (services.common.db.insert_rows)."""
-        if self._driver is not None and rows:
-            names = tuple(rows[0])
-            columns = {name: [row[name] for row in rows] for name in names}
-            await self._driver.execute(_fee_lines_insert(names), columns)
-            return
-        await insert_rows(self._session, _FEE_LINES, rows)
+        if self._driver is not None:
+            await driver_insert_rows(self._driver, _FEE_LINES, rows)
+        else:
+            await insert_rows(self._session, _FEE_LINES, rows)
 
     async def visit_and_stored_lines(
         self, mdtrt_id: str
@@ -162,7 +160,7 @@ class SettlementRepository:
                 for row in found
                 if row.feedetl_sn is not None
             )
-            return _transient_visit(found[0]), _by_serial(lines)
+            return transient_row(VisitRow, found[0]), _by_serial(lines)
         rows = (await self._session.execute(_VISIT_AND_LINES, {"mdtrt_id": mdtrt_id})).all()
         if not rows:
             return None, {}
@@ -285,7 +283,7 @@ class SettlementRepository:
         """The person's live filings as filing's stream reported them."""
         if self._driver is not None:
             rows = await self._driver.fetch(_FOLLOWED_FILINGS_ON_DRIVER, {"psn_no": psn_no})
-            return [FollowedFilingRow(**row._asdict()) for row in rows]
+            return [transient_row(FollowedFilingRow, row) for row in rows]
         return list(await self._session.scalars(_FOLLOWED_FILINGS, {"psn_no": psn_no}))
 
     async def settlement_by_cancel_request(self, request_id: str) -> SettlementRow | None:
@@ -495,15 +493,3 @@ _ON_DRIVER = {
     statement: DriverStatement.of(statement, ["mdtrt_id"])
     for statement in (_VISIT, _VISIT_LOCKED, _STORED_LINES)
 }
-_VISIT_COLUMNS = tuple(column.key for column in VisitRow.__table__.columns)
-
-
-@functools.cache
-def _fee_lines_insert(names: tuple[str, ...]) -> DriverStatement:
-    """insert_rows' statement for fee lines naming these columns, for asyncpg."""
-    return DriverStatement.of(unnested_insert(_FEE_LINES, names), names)
-
-
-def _transient_visit(row: Any) -> VisitRow:
-    """A visit (not in any session) from a driver's row holding its columns by name."""
-    return VisitRow(**{name: getattr(row, name) for name in _VISIT_COLUMNS})
